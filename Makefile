@@ -1,0 +1,53 @@
+# Two commands: `make book` builds the HTML book, `make test` proves it.
+# Both set up .venv first; the install re-runs only when requirements.txt or
+# pyproject.toml changed since the last one.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BUILD_CHECK_DIR := _build/check
+
+.PHONY: book test test-unit test-notebooks test-build execute kernel clean
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --path-output _build/book-build
+	rm -rf _build/html && cp -r _build/book-build/_build/html _build/html
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory test-unit test-notebooks test-build
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $(STAMP)
+
+# 1. unit tests and doctests of lossnotes
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/ --doctest-modules lossnotes
+
+# 2. every chapter re-executed in a fresh kernel of this venv; outputs compared strictly
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval --nbval-current-env book/
+
+# 3. the book builds with warnings as errors (broken references and citations fail)
+test-build: $(STAMP)
+	rm -rf $(BUILD_CHECK_DIR)
+	$(BIN)/jupyter-book build . --path-output $(BUILD_CHECK_DIR) -W -n --keep-going
+	rm -rf $(BUILD_CHECK_DIR)
+
+# Re-run a chapter top to bottom in a fresh kernel and store its outputs:
+#   make execute NB=book/02_entropy.ipynb
+execute: $(STAMP)
+	$(BIN)/python scripts/execute_notebook.py $(NB)
+
+# Register this venv as a Jupyter kernel, "Python (lossnotes)", for your own Jupyter.
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --user --name lossnotes --display-name "Python (lossnotes)"
+
+clean:
+	rm -rf _build
