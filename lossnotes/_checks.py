@@ -81,3 +81,14 @@ def log_base(base) -> float:
     if not math.isfinite(base) or base <= 0 or base == 1:
         raise ValueError(f"base must be a positive real number other than 1; got {base}")
     return math.log(base)
+
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> str:
+    """Return ``reduction`` if it is one of ``allowed``, else raise ``ValueError``."""
+    if reduction not in allowed:
+        expected = ", ".join(repr(r) for r in allowed)
+        raise ValueError(f"reduction must be one of {expected}; got {reduction!r}")
+    return reduction
