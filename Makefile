@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUILD_CHECK_DIR := _build/check
 
-.PHONY: book test test-unit test-notebooks test-build execute kernel clean
+.PHONY: book test test-unit test-notebooks test-build execute kernel bench clean
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --path-output _build/book-build
@@ -48,6 +48,10 @@ execute: $(STAMP)
 # Register this venv as a Jupyter kernel, "Python (lossnotes)", for your own Jupyter.
 kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name lossnotes --display-name "Python (lossnotes)"
+
+# Benchmarks measure this machine; they are not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/large_vocab.py
 
 clean:
 	rm -rf _build
