@@ -127,3 +127,124 @@ def entropy(p, base: float | None = None, dim: int = -1) -> Tensor:
     # xlogy(0, 0) is 0: the convention 0 log 0 = 0. Subtracting from 0 keeps a certain outcome at
     # 0 rather than -0.
     return (0.0 - torch.special.xlogy(t, t).sum(dim=dim)) / scale
+
+
+def check_distribution_pair(p, q, dim: int = -1) -> tuple[Tensor, Tensor]:
+    """Return ``p`` and ``q`` broadcast to one shape, after checking both are distributions.
+
+    The shapes must be equal or broadcast against each other (NumPy rules); each tensor is
+    checked as a distribution along ``dim`` of the broadcast shape.
+
+    Raises:
+        TypeError: ``p`` or ``q`` is not a float tensor, array or list.
+        ValueError: as :func:`check_distribution` for ``p`` or ``q``, or shapes that do not
+            broadcast.
+    """
+    tp, tq = check_probabilities(p, "p"), check_probabilities(q, "q")
+    try:
+        shape = torch.broadcast_shapes(tp.shape, tq.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"p has shape {tuple(tp.shape)} and q has shape {tuple(tq.shape)}; "
+            f"expected equal shapes or shapes that broadcast"
+        ) from None
+    return check_distribution(tp.expand(shape), dim, "p"), check_distribution(tq.expand(shape), dim, "q")
+
+
+def _q_for_log(p: Tensor, q: Tensor) -> Tensor:
+    """``q`` with 1 where both ``p`` and ``q`` are 0, for the ``xlogy(p, q)`` of a 0 log 0 term.
+
+    ``xlogy(0, 0)`` is already 0, but its gradient is ``0 / 0 = NaN``; with ``log 1`` there the
+    term and its gradient are 0. Where ``p > 0`` and ``q = 0``, ``xlogy(p, 0) = -inf`` is kept:
+    the support mismatch that makes cross-entropy and KL divergence infinite.
+    """
+    return torch.where((p == 0) & (q == 0), torch.ones_like(q), q)
+
+
+def cross_entropy(p, q, base: float | None = None, dim: int = -1) -> Tensor:
+    r"""Cross-entropy of the model distribution(s) ``q`` relative to the true ``p``, along ``dim``.
+
+    .. math::
+        H(p, q) = -\sum_k p_k \log_b q_k, \qquad 0 \log q_k := 0
+
+    The expected surprisal under ``q`` of an outcome drawn from ``p``. It equals
+    :math:`H(p) + \mathrm{KL}(p \,\|\, q)`, so it is never below :math:`H(p)`, and it equals the
+    KL divergence when ``p`` is one-hot. An outcome with :math:`p_k = 0` contributes 0 whatever
+    :math:`q_k` is; one with :math:`p_k > 0` but :math:`q_k = 0` makes the result ``+inf``.
+
+    Args:
+        p: the true distribution(s), summing to 1 along ``dim`` (within :data:`SUM_ATOL`).
+        q: the model distribution(s), likewise. ``p`` and ``q`` must have the same shape or
+            shapes that broadcast (NumPy rules): one ``p`` against a batch of ``q`` works.
+        base: logarithm base; ``None`` for nats, ``2`` for bits.
+        dim: the dimension that indexes outcomes, of the broadcast shape.
+
+    Returns:
+        A tensor of the broadcast shape with ``dim`` removed.
+
+    Raises:
+        TypeError: ``p`` or ``q`` is not floating point, or ``base`` is not a number.
+        ValueError: ``p`` or ``q`` is empty, outside [0, 1], holds NaN or inf, or does not sum
+            to 1; the shapes do not broadcast; ``dim`` is out of range; ``base`` is not positive
+            or equals 1.
+
+    Example:
+        >>> cross_entropy([0.5, 0.5], [0.25, 0.75], base=2)
+        tensor(1.2075)
+        >>> cross_entropy([0.0, 1.0], [[0.5, 0.5], [0.2, 0.8]])
+        tensor([0.6931, 0.2231])
+        >>> cross_entropy([0.5, 0.5], [1.0, 0.0])
+        tensor(inf)
+
+    References:
+        Cover & Thomas (2006), *Elements of Information Theory*, section 5.4; Goodfellow,
+        Bengio & Courville (2016), *Deep Learning*, section 3.13.
+    """
+    scale = log_base(base)
+    tp, tq = check_distribution_pair(p, q, dim)
+    return (0.0 - torch.special.xlogy(tp, _q_for_log(tp, tq)).sum(dim=dim)) / scale
+
+
+def kl_divergence(p, q, base: float | None = None, dim: int = -1) -> Tensor:
+    r"""Kullback-Leibler divergence of ``q`` from ``p`` along ``dim``.
+
+    .. math::
+        \mathrm{KL}(p \,\|\, q) = \sum_k p_k \log_b \frac{p_k}{q_k}
+        = H(p, q) - H(p), \qquad 0 \log \frac{0}{q_k} := 0
+
+    The extra surprisal, on average, of describing outcomes drawn from ``p`` with the model
+    ``q``. It is :math:`\ge 0`, and 0 only when ``q`` equals ``p`` (Gibbs' inequality); it is not
+    symmetric in ``p`` and ``q``. Outcomes with :math:`p_k = 0` contribute 0 (also where
+    :math:`q_k = 0`); an outcome with :math:`p_k > 0` but :math:`q_k = 0` makes it ``+inf``.
+
+    Args:
+        p: the true distribution(s), summing to 1 along ``dim`` (within :data:`SUM_ATOL`).
+        q: the model distribution(s), likewise. ``p`` and ``q`` must have the same shape or
+            shapes that broadcast (NumPy rules).
+        base: logarithm base; ``None`` for nats, ``2`` for bits.
+        dim: the dimension that indexes outcomes, of the broadcast shape.
+
+    Returns:
+        A tensor of the broadcast shape with ``dim`` removed.
+
+    Raises:
+        TypeError: ``p`` or ``q`` is not floating point, or ``base`` is not a number.
+        ValueError: ``p`` or ``q`` is empty, outside [0, 1], holds NaN or inf, or does not sum
+            to 1; the shapes do not broadcast; ``dim`` is out of range; ``base`` is not positive
+            or equals 1.
+
+    Example:
+        >>> kl_divergence([0.1, 0.1, 0.1, 0.7], [0.25, 0.25, 0.25, 0.25], base=2)
+        tensor(0.6432)
+        >>> kl_divergence([0.5, 0.5], [1.0, 0.0]), kl_divergence([1.0, 0.0], [0.5, 0.5])
+        (tensor(inf), tensor(0.6931))
+
+    References:
+        Kullback & Leibler (1951), *On Information and Sufficiency*; Cover & Thomas (2006),
+        eq. (2.26) and theorem 2.6.3.
+    """
+    scale = log_base(base)
+    tp, tq = check_distribution_pair(p, q, dim)
+    # term by term, p log p - p log q: a ratio p / q would overflow for a subnormal q
+    terms = torch.special.xlogy(tp, tp) - torch.special.xlogy(tp, _q_for_log(tp, tq))
+    return terms.sum(dim=dim) / scale
