@@ -1,43 +1,79 @@
 r"""Numerically stable log-sum-exp, softmax, log-softmax, softplus and log-sigmoid.
 
 The functions of chapter 5. Each stable function sits beside the naive form that the chapter
-shows failing (``logsumexp_naive`` beside ``logsumexp``), so the contrast is one screen.
+shows failing (``logsumexp_naive`` beside ``logsumexp``), so the contrast is one screen, and
+:func:`ulp_error` measures how far either is from the exact value.
 
-The stable forms shift by the maximum before exponentiating, so no ``exp`` of a large positive
-number is ever formed, and take ``log1p`` of what remains of the sum, which keeps the result
-accurate when it is close to 0 (Blanchard, Higham & Higham, 2021).
+How the stable forms work (Blanchard, Higham & Higham, 2021):
+
+- **Shift by the maximum** :math:`m = x_k = \max_j x_j`: every exponent :math:`x_j - m` is
+  :math:`\le 0`, so no exponential overflows, and the largest term is exactly :math:`e^0 = 1`.
+- **Take** ``log1p`` **of the rest**: :math:`\log \sum_j e^{x_j - m} =
+  \operatorname{log1p}(s)` with :math:`s = \sum_{j \ne k} e^{x_j - m}`, so a result close to 0
+  (a dominant class) keeps its digits instead of becoming :math:`\log(1) = 0`.
+- **Round once**: float32 (and narrower) inputs are computed in float64 and rounded to the
+  input's dtype at the end, which makes the results correctly rounded or within a hair of it.
+  The temporaries take twice the memory of a float32 input.
+
+Rows with no finite maximum (all ``-inf``, or holding ``+inf``) have no shift to use; what each
+function returns for them is documented in its docstring.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from lossnotes._checks import check_dim, check_no_nan
+from lossnotes._checks import as_float_tensor, check_dim, check_no_nan
+
+#: The dtype the stable functions compute in; results are rounded back to the input's dtype.
+WORK_DTYPE = torch.float64
+
+
+# === validation and the shared shift ============================================================
 
 
 def _check_logits(x, name: str = "x") -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must have a floating-point dtype; got {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty; expected at least one value")
-    check_no_nan(x, name)
-    return x
+    """``x`` as a float tensor without NaN (``±inf`` allowed), or raise."""
+    t = as_float_tensor(x, name)
+    check_no_nan(t, name)
+    return t
 
 
-def _shift(x: Tensor, dim: int) -> Tensor:
-    """The maximum along ``dim`` (kept), replaced by 0 where it is not finite.
+def _shifted(x: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    r"""The pieces of a max-shifted reduction along ``dim`` (``x`` at least 1-D, in WORK_DTYPE).
 
-    A row of all ``-inf`` (or one holding ``+inf``) has no finite maximum to shift by; shifting
-    by 0 there lets the plain formula give the limit: ``-inf`` or ``+inf``.
+    Returns ``(top, finite, m, z, rest)``: the row maximum ``top`` (kept dim, no gradient), whether
+    it is finite, the differentiable maximum ``m = x_k``, the shifted logits ``z = x - m``
+    (``z_k = 0`` exactly) and ``rest`` = the sum of :math:`e^{z_j}` over :math:`j \ne k`.
+
+    A row whose maximum is not finite is replaced by zeros before anything is computed, so that
+    no ``inf - inf`` is formed: the caller chooses that row's value, and its gradient is 0.
     """
-    m = x.detach().amax(dim=dim, keepdim=True)
-    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    top = x.detach().amax(dim=dim, keepdim=True)
+    finite = torch.isfinite(top)
+    xs = torch.where(finite, x, 0.0)
+    k = xs.detach().argmax(dim=dim, keepdim=True)
+    # m is taken from x itself (not detached): then d/dx_k of m + log1p(rest) is 1/(1 + rest),
+    # the softmax of the maximum, as it must be
+    m = xs.gather(dim, k)
+    z = xs - m
+    rest = torch.exp(z).scatter(dim, k, 0.0).sum(dim=dim, keepdim=True)
+    return top, finite, m, z, rest
 
 
-def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
+def _at_least_1d(x: Tensor, dim) -> tuple[Tensor, int]:
+    """``x`` reshaped to 1-D if it is 0-D (torch's reductions accept 0-D), and ``dim`` checked."""
+    x1 = x.reshape(1) if x.dim() == 0 else x
+    return x1, check_dim(x1, dim, "x")
+
+
+# === log-sum-exp ================================================================================
+
+
+def logsumexp(x, dim: int = -1) -> Tensor:
     r"""Log of the sum of exponentials along ``dim``, without overflow or underflow.
 
     .. math::
@@ -46,76 +82,116 @@ def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
         \quad m = x_k = \max_j x_j
 
     Every exponent is :math:`\le 0`, so nothing overflows, and the term :math:`e^0 = 1` of the
-    maximum is kept out of the sum so that ``log1p`` sees the small remainder exactly. A row of
-    all ``-inf`` gives ``-inf`` (the log of an empty sum); any ``+inf`` gives ``+inf``.
+    maximum is kept out of the sum so that ``log1p`` sees the small remainder exactly. The
+    result satisfies :math:`\max_j x_j \le \operatorname{LSE}(x) \le \max_j x_j + \log n`.
+
+    Infinities: ``-inf`` entries contribute nothing (a masked logit); a row of all ``-inf``
+    gives ``-inf`` (the log of an empty sum) and any ``+inf`` gives ``+inf``, as in
+    ``torch.logsumexp``. The gradient is the softmax: 0 at ``-inf`` entries, split equally
+    between tied maxima, and 0 for a row with no finite maximum (where torch's is NaN), so a
+    fully masked row does not poison a batch's gradients.
+
+    Accuracy: float32 input is computed in float64 and rounded once, so the result is within
+    0.5 ulp (units in the last place) plus a few parts in :math:`10^{9}` of an ulp, unless the
+    result nearly cancels to 0 (:math:`|\operatorname{LSE}(x)| < 10^{-8} \max_j |x_j|`).
 
     Args:
-        x: floating-point tensor of logits.
+        x: floating-point logits (tensor, NumPy array or list), any shape; ``±inf`` allowed.
         dim: the dimension to reduce.
 
     Returns:
-        ``x`` with ``dim`` removed.
+        A tensor of ``x``'s dtype with ``dim`` removed.
 
     Raises:
-        TypeError: ``x`` is not a floating-point tensor.
+        TypeError: ``x`` is not floating point (an integer tensor, say), or ``dim`` is not an int.
         ValueError: ``x`` is empty or holds NaN; ``dim`` is out of range.
 
     Example:
         >>> logsumexp(torch.tensor([1000.0, 1000.0], dtype=torch.float64))
         tensor(1000.6931, dtype=torch.float64)
+        >>> logsumexp(torch.tensor([0.0, -20.0, -30.0])).item()  # log(1 + e^-20 + e^-30)
+        2.0612471729464232e-09
 
     References:
         Blanchard, Higham & Higham (2021), *Accurately computing the log-sum-exp and softmax
-        functions*, IMA J. Numer. Anal. 41(4).
+        functions*, IMA J. Numer. Anal. 41(4): the shift, then ``log1p`` of the rest.
     """
     x = _check_logits(x)
-    dim = check_dim(x, dim, "x")
-    m = _shift(x, dim)
-    e = torch.exp(x - m)
-    # leave the maximum's own term (exactly 1) out of the sum, so log1p gets only the rest
-    k = x.detach().argmax(dim=dim, keepdim=True)
-    rest = e.scatter(dim, k, torch.zeros_like(k, dtype=e.dtype)).sum(dim=dim, keepdim=True)
-    top = e.gather(dim, k)  # exactly 1 for a finite maximum; 0 or inf when there is none
-    log_sum = torch.where(top == 1, torch.log1p(rest), torch.log(top + rest))
-    return (m + log_sum).squeeze(dim)
+    x1, dim = _at_least_1d(x, dim)
+    top, finite, m, _, rest = _shifted(x1.to(WORK_DTYPE), dim)
+    out = torch.where(finite, m + torch.log1p(rest), top)
+    return out.squeeze(dim).to(x.dtype)
 
 
-def logsumexp_naive(x: Tensor, dim: int = -1) -> Tensor:
-    r"""The textbook :math:`\log \sum_j e^{x_j}`, which overflows for :math:`x_j \gtrsim 89` in float32.
+def logsumexp_naive(x, dim: int = -1) -> Tensor:
+    r"""The textbook :math:`\log \sum_j e^{x_j}`, in the input's dtype.
 
-    Shown failing in chapter 5; use :func:`logsumexp`.
+    Overflows to ``inf`` once any :math:`x_j \gtrsim 88.7` in float32 (709.8 in float64), gives
+    ``-inf`` once every :math:`x_j \lesssim -103.9` (-745.1), and loses the digits of a
+    result close to 0. Shown failing in chapter 5; use :func:`logsumexp`. Arguments and
+    result as :func:`logsumexp`.
+
+    Raises:
+        As :func:`logsumexp`.
 
     Example:
         >>> logsumexp_naive(torch.tensor([1000.0, 1000.0]))
         tensor(inf)
     """
     x = _check_logits(x)
+    dim = check_dim(x, dim, "x")
     return torch.log(torch.exp(x).sum(dim=dim))
 
 
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    r"""Log of the softmax along ``dim``, computed as :math:`x - \operatorname{LSE}(x)`.
+# === softmax and log-softmax ====================================================================
+
+
+def log_softmax(x, dim: int = -1) -> Tensor:
+    r"""Log of the softmax along ``dim``: :math:`x_i - \operatorname{LSE}(x)`, computed stably.
 
     .. math::
-        \log \operatorname{softmax}(x)_i = x_i - \log \sum_j e^{x_j}
+        \log \operatorname{softmax}(x)_i = x_i - \operatorname{LSE}(x)
+        = (x_i - m) - \operatorname{log1p}\Big(\sum_{j \ne k} e^{x_j - m}\Big)
 
-    Finite for any finite logits, where ``log(softmax(x))`` gives ``-inf`` once a probability
-    underflows. Like ``torch.log_softmax``, a row of all ``-inf`` gives NaN.
+    Written in the second form, the two terms never cancel: the top class of a confident
+    prediction gets :math:`-\operatorname{log1p}(s) \approx -s`, not the 0 that
+    :math:`x_k - \operatorname{LSE}(x)` rounds to. Finite for any finite logits, where
+    ``log(softmax(x))`` gives ``-inf`` once a probability underflows. A ``-inf`` entry gives
+    ``-inf``; like ``torch.log_softmax``, a row with no finite maximum (all ``-inf``, or holding
+    ``+inf``) gives NaN (with gradient 0 here).
+
+    Args:
+        x: floating-point logits (tensor, NumPy array or list), any shape; ``±inf`` allowed.
+        dim: the dimension to normalise over.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``.
+
+    Raises:
+        TypeError: ``x`` is not floating point, or ``dim`` is not an int.
+        ValueError: ``x`` is empty or holds NaN; ``dim`` is out of range.
 
     Example:
-        >>> log_softmax(torch.tensor([0.0, 200.0]))
-        tensor([-200.,    0.])
+        >>> log_softmax(torch.tensor([0.0, 50.0]))  # torch.log_softmax gives [-50., 0.]
+        tensor([-5.0000e+01, -1.9287e-22])
 
     References:
         Blanchard, Higham & Higham (2021).
     """
     x = _check_logits(x)
-    dim = check_dim(x, dim, "x")
-    return x - logsumexp(x, dim).unsqueeze(dim)
+    x1, dim = _at_least_1d(x, dim)
+    _, finite, _, z, rest = _shifted(x1.to(WORK_DTYPE), dim)
+    out = torch.where(finite, z - torch.log1p(rest), math.nan)
+    return out.to(x.dtype).reshape(x.shape)
 
 
-def log_softmax_naive(x: Tensor, dim: int = -1) -> Tensor:
+def log_softmax_naive(x, dim: int = -1) -> Tensor:
     r"""``log(softmax_naive(x))``: overflows, and underflows to ``-inf`` for unlikely classes.
+
+    Arguments and result as :func:`log_softmax`.
+
+    Raises:
+        As :func:`log_softmax`.
 
     Example:
         >>> log_softmax_naive(torch.tensor([-200.0, 0.0]))
@@ -124,88 +200,255 @@ def log_softmax_naive(x: Tensor, dim: int = -1) -> Tensor:
     return torch.log(softmax_naive(x, dim))
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
+def softmax(x, dim: int = -1) -> Tensor:
     r"""Softmax along ``dim``, shifted by the maximum so that no exponential overflows.
 
     .. math::
         \operatorname{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}},
         \quad m = \max_j x_j
 
+    A ``-inf`` entry gets probability 0; like ``torch.softmax``, a row with no finite maximum
+    (all ``-inf``: no distribution to speak of, or holding ``+inf``) gives NaN (with gradient 0
+    here).
+
+    Args:
+        x: floating-point logits (tensor, NumPy array or list), any shape; ``±inf`` allowed.
+        dim: the dimension to normalise over.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``, non-negative, summing to 1 along ``dim``.
+
+    Raises:
+        TypeError: ``x`` is not floating point, or ``dim`` is not an int.
+        ValueError: ``x`` is empty or holds NaN; ``dim`` is out of range.
+
     Example:
         >>> softmax(torch.tensor([1000.0, 1000.0]))
         tensor([0.5000, 0.5000])
 
     References:
-        Blanchard, Higham & Higham (2021).
+        Blanchard, Higham & Higham (2021): dividing is more accurate than ``exp(log_softmax(x))``.
     """
     x = _check_logits(x)
-    dim = check_dim(x, dim, "x")
-    e = torch.exp(x - _shift(x, dim))
-    return e / e.sum(dim=dim, keepdim=True)
+    x1, dim = _at_least_1d(x, dim)
+    _, finite, _, z, rest = _shifted(x1.to(WORK_DTYPE), dim)
+    out = torch.where(finite, torch.exp(z) / (1 + rest), math.nan)
+    return out.to(x.dtype).reshape(x.shape)
 
 
-def softmax_naive(x: Tensor, dim: int = -1) -> Tensor:
+def softmax_naive(x, dim: int = -1) -> Tensor:
     r""":math:`e^{x_i} / \sum_j e^{x_j}` as written: ``inf / inf = nan`` for large logits.
+
+    Arguments and result as :func:`softmax`.
+
+    Raises:
+        As :func:`softmax`.
 
     Example:
         >>> softmax_naive(torch.tensor([1000.0, 1000.0]))
         tensor([nan, nan])
     """
     x = _check_logits(x)
+    dim = check_dim(x, dim, "x")
     e = torch.exp(x)
     return e / e.sum(dim=dim, keepdim=True)
 
 
-def softplus(x: Tensor) -> Tensor:
+# === softplus and log-sigmoid ===================================================================
+
+
+def softplus(x) -> Tensor:
     r"""Softplus :math:`\log(1 + e^{x})`, stable for every :math:`x`.
 
     .. math::
         \operatorname{softplus}(x) = \max(x, 0) + \operatorname{log1p}(e^{-|x|})
 
+    The two-term log-sum-exp :math:`\operatorname{LSE}(0, x)`. ``softplus(-inf) = 0`` and
+    ``softplus(inf) = inf``; the gradient is :math:`\sigma(x)` everywhere, 1/2 at 0 included.
+    Float32 input is computed in float64 and rounded once. Unlike
+    ``torch.nn.functional.softplus`` there is no ``beta``/``threshold``: it is exact for all x.
+
+    Args:
+        x: floating-point tensor (or NumPy array or list), any shape; ``±inf`` allowed.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``.
+
+    Raises:
+        TypeError: ``x`` is not floating point.
+        ValueError: ``x`` is empty or holds NaN.
+
     Example:
-        >>> softplus(torch.tensor([-200.0, 0.0, 200.0]))
-        tensor([  0.0000,   0.6931, 200.0000])
+        >>> softplus(torch.tensor([-20.0, 0.0, 200.0]))
+        tensor([2.0612e-09, 6.9315e-01, 2.0000e+02])
 
     References:
-        Blanchard, Higham & Higham (2021), section 2 (the case of two terms).
+        Blanchard, Higham & Higham (2021): the log-sum-exp of the two numbers 0 and x.
     """
     x = _check_logits(x)
-    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-x.abs()))
+    xw = x.to(WORK_DTYPE)
+    pos = xw > 0
+    # each branch sees only the inputs it is chosen for, so the other one never makes inf/NaN
+    xp, xn = torch.where(pos, xw, 0.0), torch.where(pos, 0.0, xw)
+    out = torch.where(pos, xp + torch.log1p(torch.exp(-xp)), torch.log1p(torch.exp(xn)))
+    return out.to(x.dtype)
 
 
-def softplus_naive(x: Tensor) -> Tensor:
-    r""":math:`\log(1 + e^{x})` as written: ``inf`` for :math:`x \gtrsim 89` in float32.
+def softplus_naive(x) -> Tensor:
+    r""":math:`\log(1 + e^{x})` as written: ``inf`` for :math:`x \gtrsim 88.7` in float32, and
+    0 instead of :math:`e^{x}` for :math:`x \lesssim -16.6`, where :math:`1 + e^{x}` rounds to 1.
+
+    Arguments and result as :func:`softplus`.
+
+    Raises:
+        As :func:`softplus`.
 
     Example:
-        >>> softplus_naive(torch.tensor([200.0]))
-        tensor([inf])
+        >>> softplus_naive(torch.tensor([-20.0, 200.0]))
+        tensor([0., inf])
     """
     x = _check_logits(x)
     return torch.log(1 + torch.exp(x))
 
 
-def log_sigmoid(x: Tensor) -> Tensor:
+def log_sigmoid(x) -> Tensor:
     r"""Log of the logistic sigmoid, :math:`\log \sigma(x) = -\operatorname{softplus}(-x)`.
 
+    .. math::
+        \log \sigma(x) = -\log(1 + e^{-x}) = -\operatorname{softplus}(-x)
+
     Also :math:`\log(1 - \sigma(x)) = \log \sigma(-x) = -\operatorname{softplus}(x)`, which is
-    how binary cross-entropy should be written from logits.
+    how the negative class of binary cross-entropy should be written from logits.
+    ``log_sigmoid(-inf) = -inf`` and ``log_sigmoid(inf) = 0``.
+
+    Args:
+        x: floating-point tensor (or NumPy array or list), any shape; ``±inf`` allowed.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``, all values :math:`\le 0`.
+
+    Raises:
+        TypeError: ``x`` is not floating point.
+        ValueError: ``x`` is empty or holds NaN.
 
     Example:
         >>> log_sigmoid(torch.tensor([-200.0, 0.0]))
         tensor([-200.0000,   -0.6931])
 
     References:
-        PyTorch ``torch.nn.functional.logsigmoid``.
+        PyTorch ``torch.nn.functional.logsigmoid``; Blanchard, Higham & Higham (2021).
     """
     return -softplus(-_check_logits(x))
 
 
-def log_sigmoid_naive(x: Tensor) -> Tensor:
-    r""":math:`\log(1 / (1 + e^{-x}))` as written: ``-inf`` once the sigmoid underflows.
+def log_sigmoid_naive(x) -> Tensor:
+    r""":math:`\log(1 / (1 + e^{-x}))` as written: ``-inf`` for :math:`x \lesssim -88.7` in
+    float32, where :math:`e^{-x}` overflows, and 0 instead of :math:`-e^{-x}` for
+    :math:`x \gtrsim 16.6`. Arguments and result as :func:`log_sigmoid`.
+
+    Raises:
+        As :func:`log_sigmoid`.
 
     Example:
-        >>> log_sigmoid_naive(torch.tensor([-200.0]))
-        tensor([-inf])
+        >>> log_sigmoid_naive(torch.tensor([-200.0, 20.0]))
+        tensor([-inf, 0.])
     """
     x = _check_logits(x)
-    return torch.log(torch.sigmoid(x))
+    return torch.log(1 / (1 + torch.exp(-x)))
+
+
+# === measuring accuracy =========================================================================
+
+#: The dtypes :func:`ulp_error` measures; float64 is the reference, so it cannot be measured.
+MEASURED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def ulp(exact, dtype: torch.dtype = torch.float32) -> Tensor:
+    r"""The unit in the last place of ``dtype`` at the (real) value ``exact``.
+
+    .. math::
+        \operatorname{ulp}(y) = 2^{\max(e, e_{\min}) - p + 1}, \quad 2^e \le |y| < 2^{e+1}
+
+    with :math:`p` the precision of ``dtype`` (24 bits for float32) and :math:`e_{\min}` its
+    smallest normal exponent (-126): the spacing of ``dtype``'s numbers around ``y``. Below
+    the normal range (and at 0) it is the smallest subnormal, :math:`2^{-149}` in float32.
+
+    Args:
+        exact: float64 values (tensor, array or list), any shape.
+        dtype: one of :data:`MEASURED_DTYPES`.
+
+    Returns:
+        A float64 tensor of the shape of ``exact``.
+
+    Raises:
+        TypeError: ``exact`` is not floating point, or ``dtype`` is not measurable.
+        ValueError: ``exact`` is empty.
+
+    Example:
+        >>> ulp([1.0, 1.5, 2.0, 0.0]).tolist() == [2**-23, 2**-23, 2**-22, 2**-149]
+        True
+
+    References:
+        Goldberg (1991), *What every computer scientist should know about floating-point
+        arithmetic*, ACM Computing Surveys 23(1).
+    """
+    if dtype not in MEASURED_DTYPES:
+        raise TypeError(f"dtype must be one of {MEASURED_DTYPES}; got {dtype}")
+    y = as_float_tensor(exact, "exact").to(torch.float64)
+    info = torch.finfo(dtype)
+    _, e = torch.frexp(y)  # y = mantissa * 2**e with mantissa in [0.5, 1)
+    binade = torch.where(y == 0, 0.0, torch.ldexp(torch.ones_like(y), e - 1))  # 2**floor(log2 |y|)
+    return binade.clamp(min=info.tiny) * info.eps
+
+
+def ulp_error(computed: Tensor, exact) -> Tensor:
+    r"""Error of ``computed`` in units in the last place of its dtype at the exact value.
+
+    .. math::
+        \operatorname{err}(\hat y) = \frac{|\hat y - y|}{\operatorname{ulp}(y)}
+
+    where :math:`y` is the exact value, given in float64. Correct rounding means an error of at
+    most 0.5. Rounding the true value to float64 moves the measured float32 error by at most
+    :math:`2^{-29}` ulp (float64 has 29 more bits), so float64 is an exact enough reference for
+    float32, float16 and bfloat16 results. A ``computed`` infinity equal to ``exact`` counts as
+    0; any other non-finite ``computed`` (inf, ``-inf``, NaN) counts as ``inf``.
+
+    Args:
+        computed: a float32, float16 or bfloat16 tensor.
+        exact: the exact values as float64 (e.g. from ``mpmath``), same shape; ``±inf`` allowed.
+
+    Returns:
+        A float64 tensor of the shape of ``computed``.
+
+    Raises:
+        TypeError: ``computed`` is not a tensor of one of :data:`MEASURED_DTYPES` (a float64
+            result needs a reference more precise than float64), or ``exact`` is not float64.
+        ValueError: the shapes differ, or ``exact`` holds NaN.
+
+    Example:
+        >>> one_third = torch.tensor([1 / 3], dtype=torch.float64)
+        >>> ulp_error(one_third.float(), one_third)  # correctly rounded: at most 0.5
+        tensor([0.3333], dtype=torch.float64)
+
+    References:
+        Goldberg (1991); Blanchard, Higham & Higham (2021).
+    """
+    if not isinstance(computed, Tensor):
+        raise TypeError(f"computed must be a torch.Tensor; got {type(computed).__name__}")
+    if computed.dtype not in MEASURED_DTYPES:
+        raise TypeError(
+            f"computed must have dtype float32, float16 or bfloat16 (its reference is float64); "
+            f"got {computed.dtype}"
+        )
+    y = as_float_tensor(exact, "exact")
+    if y.dtype != torch.float64:
+        raise TypeError(f"exact must be float64, more precise than computed; got {y.dtype}")
+    if y.shape != computed.shape:
+        raise ValueError(
+            f"computed has shape {tuple(computed.shape)} but exact has {tuple(y.shape)}"
+        )
+    check_no_nan(y, "exact")
+    c = computed.to(torch.float64)
+    err = (c - y).abs() / ulp(torch.where(torch.isfinite(y), y, 0.0), computed.dtype)
+    err = torch.where(torch.isfinite(c), err, math.inf)
+    return torch.where(c == y, 0.0, err)
