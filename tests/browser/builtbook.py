@@ -1,0 +1,22 @@
+"""What the tests of the built book share: where things are, and which pages are chapters."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHAPTER_PAGE = re.compile(r"^book/\d\d_[\w-]+\.html$")
+
+
+def pages(site: Path) -> list[str]:
+    """Every HTML page of the built site, as paths relative to its root, in a stable order."""
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
+
+
+def chapter_pages(site: Path) -> list[str]:
+    """The chapters (``book/NN_topic.html``), in the book's order."""
+    return [p for p in pages(site) if CHAPTER_PAGE.match(p)]
+
+
+def screenshot_path(page: str) -> Path:
+    return SCREENSHOTS / page.replace("/", "_").replace(".html", ".png")
