@@ -131,8 +131,9 @@ def _check_broadcast_weight(weight, name: str, shape: torch.Size, like: Tensor) 
 
 
 def _check_nonnegative(w: Tensor, name: str) -> None:
-    if not torch.isfinite(w).all() or (w < 0).any():
-        raise ValueError(f"{name} must be finite and >= 0; got a value {w[~(torch.isfinite(w) & (w >= 0))][0].item():g}")
+    bad = ~(torch.isfinite(w) & (w >= 0))
+    if bad.any():
+        raise ValueError(f"{name} must be finite and >= 0; got {w[bad][0].item():g}")
 
 
 def _check_probabilities(t: Tensor, name: str) -> None:
@@ -200,9 +201,9 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     Raises:
         TypeError: ``input`` or ``weight`` not floating point, ``target`` not an integer
             tensor, ``ignore_index`` not an int.
-        ValueError: a 0-dim or NaN ``input``; ``target`` of the wrong shape or with a class
-            out of range; ``weight`` of the wrong length, negative or not finite; an unknown
-            ``reduction``.
+        ValueError: a 0-dim, empty or NaN ``input``; ``target`` of the wrong shape or with a
+            class out of range; ``weight`` of the wrong length, negative or not finite; an
+            unknown ``reduction``.
 
     Example:
         >>> logp = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
@@ -288,10 +289,10 @@ def cross_entropy(
         TypeError: ``input`` or ``weight`` not floating point; class indices not an integer
             dtype, or an integer ``target`` of ``input``'s shape (probabilities must be
             floating point); ``ignore_index`` not an int; ``label_smoothing`` not a number.
-        ValueError: a 0-dim or NaN ``input``; ``target`` of the wrong shape, with a class out of
-            range, or probabilities outside [0, 1]; ``weight`` of the wrong length, negative or
-            not finite; ``label_smoothing`` outside [0, 1] (PyTorch quietly ignores a negative
-            one); ``ignore_index >= 0`` with probabilities; an unknown ``reduction``.
+        ValueError: a 0-dim, empty or NaN ``input``; ``target`` of the wrong shape, with a
+            class out of range, or probabilities outside [0, 1]; ``weight`` of the wrong length,
+            negative or not finite; ``label_smoothing`` outside [0, 1] (PyTorch quietly ignores
+            a negative one); ``ignore_index >= 0`` with probabilities; an unknown ``reduction``.
 
     Example:
         >>> logits = torch.tensor([[2.0, 0.0, 0.0]])  # p = e^2 / (e^2 + 2) = 0.787
@@ -410,8 +411,9 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
 
     Raises:
         TypeError: ``input``, ``target`` or ``weight`` not floating point.
-        ValueError: shapes differ, ``input`` or ``target`` outside [0, 1] or NaN, ``weight``
-            that does not broadcast, is negative or not finite, or an unknown ``reduction``.
+        ValueError: empty ``input``, shapes differ, ``input`` or ``target`` outside [0, 1] or
+            NaN, ``weight`` that does not broadcast, is negative or not finite, or an unknown
+            ``reduction``.
 
     Example:
         >>> p = torch.tensor([0.9, 0.2, 0.0])
@@ -464,8 +466,9 @@ def binary_cross_entropy_with_logits(
 
     Raises:
         TypeError: ``input``, ``target``, ``weight`` or ``pos_weight`` not floating point.
-        ValueError: shapes differ, NaN ``input``, ``target`` outside [0, 1] or NaN, a weight
-            that does not broadcast, is negative or not finite, or an unknown ``reduction``.
+        ValueError: empty ``input``, shapes differ, NaN ``input``, ``target`` outside [0, 1] or
+            NaN, a weight that does not broadcast, is negative or not finite, or an unknown
+            ``reduction``.
 
     Example:
         >>> x = torch.tensor([-200.0, 0.0])  # sigmoid(-200) = 0 in float32: BCE would clamp
