@@ -42,26 +42,89 @@ def _check_logits(x, name: str = "x") -> Tensor:
     return t
 
 
-def _shifted(x: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    r"""The pieces of a max-shifted reduction along ``dim`` (``x`` at least 1-D, in WORK_DTYPE).
+def _shifted(x: Tensor, dim: int) -> tuple[Tensor, Tensor, bool, Tensor, Tensor]:
+    r"""The pieces of a max-shifted reduction along ``dim``, in WORK_DTYPE, without gradients.
 
-    Returns ``(top, finite, m, z, rest)``: the row maximum ``top`` (kept dim, no gradient), whether
-    it is finite, the differentiable maximum ``m = x_k``, the shifted logits ``z = x - m``
-    (``z_k = 0`` exactly) and ``rest`` = the sum of :math:`e^{z_j}` over :math:`j \ne k`.
+    Returns ``(top, finite, all_finite, z, rest)``: the row maximum ``top`` (kept dim), whether
+    it is finite (per row, and for all rows), the shifted logits ``z = x - top`` (0 exactly at
+    the maximum; exact, since float32 differences are exact in float64) and ``rest``, the sum
+    of :math:`e^{z_j}` over every :math:`j` but one maximum ``k``.
 
     A row whose maximum is not finite is replaced by zeros before anything is computed, so that
     no ``inf - inf`` is formed: the caller chooses that row's value, and its gradient is 0.
     """
-    top = x.detach().amax(dim=dim, keepdim=True)
+    z = x.detach().to(WORK_DTYPE, copy=True)
+    top, k = z.max(dim=dim, keepdim=True)
     finite = torch.isfinite(top)
-    xs = torch.where(finite, x, 0.0)
-    k = xs.detach().argmax(dim=dim, keepdim=True)
-    # m is taken from x itself (not detached): then d/dx_k of m + log1p(rest) is 1/(1 + rest),
-    # the softmax of the maximum, as it must be
-    m = xs.gather(dim, k)
-    z = xs - m
-    rest = torch.exp(z).scatter(dim, k, 0.0).sum(dim=dim, keepdim=True)
-    return top, finite, m, z, rest
+    all_finite = bool(finite.all())
+    if not all_finite:
+        z = torch.where(finite, z, 0.0)
+    z -= torch.where(finite, top, 0.0)
+    # the maximum's own term is exactly e^0 = 1 and stays out of the sum, so that log1p sees the
+    # small remainder undisturbed (tied maxima other than k still add exactly 1 each)
+    rest = torch.exp(z).scatter_(dim, k, 0.0).sum(dim=dim, keepdim=True)
+    return top, finite, all_finite, z, rest
+
+
+class _LogSumExp(torch.autograd.Function):
+    """Forward in WORK_DTYPE (accurate); backward is the softmax, in the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int) -> Tensor:
+        top, finite, _, _, rest = _shifted(x, dim)
+        out = torch.where(finite, top + torch.log1p(rest), top).to(x.dtype)
+        ctx.dim = dim
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, out = ctx.saved_tensors
+        # d LSE / dx = softmax(x) = exp(x - LSE); 0 for a row with no finite maximum
+        p = torch.exp(x - out).masked_fill(~torch.isfinite(out), 0.0)
+        return grad * p, None
+
+
+class _LogSoftmax(torch.autograd.Function):
+    """Forward in WORK_DTYPE (accurate); backward ``g - softmax * sum(g)`` in the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int) -> Tensor:
+        _, finite, all_finite, z, rest = _shifted(x, dim)
+        z -= torch.log1p(rest)
+        out = (z if all_finite else torch.where(finite, z, math.nan)).to(x.dtype)
+        ctx.dim, ctx.all_finite = dim, all_finite
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
+        g = grad - torch.exp(out) * grad.sum(dim=ctx.dim, keepdim=True)
+        if not ctx.all_finite:
+            g = g.masked_fill(torch.isnan(out), 0.0)  # NaN rows: no finite maximum
+        return g, None
+
+
+class _Softmax(torch.autograd.Function):
+    """Forward in WORK_DTYPE (accurate); backward ``p * (g - sum(g * p))`` in the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int) -> Tensor:
+        _, finite, all_finite, z, rest = _shifted(x, dim)
+        p = torch.exp(z) / (1 + rest)
+        out = (p if all_finite else torch.where(finite, p, math.nan)).to(x.dtype)
+        ctx.dim, ctx.all_finite = dim, all_finite
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
+        g = out * (grad - (grad * out).sum(dim=ctx.dim, keepdim=True))
+        if not ctx.all_finite:
+            g = g.masked_fill(torch.isnan(out), 0.0)  # NaN rows: no finite maximum
+        return g, None
 
 
 def _at_least_1d(x: Tensor, dim) -> tuple[Tensor, int]:
@@ -118,9 +181,7 @@ def logsumexp(x, dim: int = -1) -> Tensor:
     """
     x = _check_logits(x)
     x1, dim = _at_least_1d(x, dim)
-    top, finite, m, _, rest = _shifted(x1.to(WORK_DTYPE), dim)
-    out = torch.where(finite, m + torch.log1p(rest), top)
-    return out.squeeze(dim).to(x.dtype)
+    return _LogSumExp.apply(x1, dim).squeeze(dim)
 
 
 def logsumexp_naive(x, dim: int = -1) -> Tensor:
@@ -180,9 +241,7 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     """
     x = _check_logits(x)
     x1, dim = _at_least_1d(x, dim)
-    _, finite, _, z, rest = _shifted(x1.to(WORK_DTYPE), dim)
-    out = torch.where(finite, z - torch.log1p(rest), math.nan)
-    return out.to(x.dtype).reshape(x.shape)
+    return _LogSoftmax.apply(x1, dim).reshape(x.shape)
 
 
 def log_softmax_naive(x, dim: int = -1) -> Tensor:
@@ -231,9 +290,7 @@ def softmax(x, dim: int = -1) -> Tensor:
     """
     x = _check_logits(x)
     x1, dim = _at_least_1d(x, dim)
-    _, finite, _, z, rest = _shifted(x1.to(WORK_DTYPE), dim)
-    out = torch.where(finite, torch.exp(z) / (1 + rest), math.nan)
-    return out.to(x.dtype).reshape(x.shape)
+    return _Softmax.apply(x1, dim).reshape(x.shape)
 
 
 def softmax_naive(x, dim: int = -1) -> Tensor:
