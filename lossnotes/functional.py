@@ -6,19 +6,17 @@ PyTorch function it mirrors, and is tested against that function in value and gr
 
 from __future__ import annotations
 
+import math
+import warnings
+from numbers import Integral, Real
+
 import torch
 from torch import Tensor
 
-from lossnotes._checks import check_reduction
-from lossnotes.stability import log_softmax
+from lossnotes._checks import as_float_tensor, check_finite, check_no_nan, check_reduction
+from lossnotes.stability import log_sigmoid, log_softmax
 
 # === Chapters 6-7: nll_loss, cross_entropy, binary_cross_entropy, ... (PyTorch APIs I) ========
-
-# Imports used only by this section (to be merged into the header with the section below).
-from numbers import Integral, Real  # noqa: E402
-
-from lossnotes._checks import as_float_tensor, check_no_nan  # noqa: E402
-from lossnotes.stability import log_sigmoid  # noqa: E402
 
 #: PyTorch clamps both logarithms of ``binary_cross_entropy`` at this value (so a term is <= 100).
 BCE_LOG_CLAMP = -100.0
@@ -496,12 +494,7 @@ def binary_cross_entropy_with_logits(
 
 # === Chapters 8-10: kl_div, label_smoothing_kl_loss, focal losses (PyTorch APIs II) ===========
 
-# Imports used only by this section (to be merged into the header); the shared checks and
-# _reduce above (chapters 6-7) are used here too.
-import math  # noqa: E402
-import warnings  # noqa: E402
-
-from lossnotes._checks import check_finite  # noqa: E402
+# The shared checks and _reduce above (chapters 6-7) are used here too.
 
 #: The reductions of :func:`kl_div`, as ``torch.nn.functional.kl_div`` accepts them.
 KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
