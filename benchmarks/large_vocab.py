@@ -1,0 +1,247 @@
+"""Benchmark of cross-entropy over a large vocabulary: memory and time of forward + backward.
+
+Run with `make bench` (not part of `make test`). Writes benchmarks/results/large_vocab.json,
+which chapter 11 reads to draw its table and figure.
+
+Contenders, all computing mean cross-entropy of the logits `hidden @ weight.T` in float32:
+
+- naive:            F.cross_entropy(hidden @ weight.T, target)
+- torch_default:    F.linear_cross_entropy(..., options=nn.LinearCrossEntropyOptions())
+- torch_best:       F.linear_cross_entropy(..., options=TORCH_BEST), the fastest options found
+                    (the `explore` section of the JSON) with a chunk of logits <= 1/16 of them all
+- lossnotes:        lossnotes.large_vocab.chunked_linear_cross_entropy with its defaults
+- lossnotes_recompute: the same with backward="recompute"
+
+Each repetition of each (contender, size) runs in its own process, the contenders taking turns.
+Memory is the peak resident set size (VmHWM, reset through /proc/self/clear_refs) above the
+process's resident size just before the call, when the inputs exist and no gradient does.
+"extra" subtracts the gradients of hidden and weight, which every method must hold: it is what
+the loss itself costs.
+Time is the wall time of `loss = f(...); loss.backward()` (and, less sensitive to other
+programs on a shared machine, the CPU time of this process's threads over the same span).
+Each figure is a median over the repetitions (--reps at the goal size, --sweep-reps below it).
+
+Usage:
+    python benchmarks/large_vocab.py                 # the full benchmark (heavy: ~15-30 min)
+    python benchmarks/large_vocab.py --quick --out /tmp/lv.json   # small sizes, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lossnotes.large_vocab import chunked_linear_cross_entropy
+
+RESULTS = Path(__file__).parent / "results" / "large_vocab.json"
+GOAL = {"N": 4096, "d": 1024, "V": 131072}
+V_SWEEP = [16384, 32768, 65536, 131072]
+EXPLORE_V = 32768
+EXPLORE_POINTS = [
+    ("compact", 16), ("compact", 64), ("compact", 256), ("compact", 1024), ("accurate", 256)
+]
+
+#: Best options found (see the `explore` section of the JSON): the largest chunk within the
+#: memory budget of lossnotes' default (N/16 rows, a sixteenth of the logits) and "compact",
+#: which adds each chunk's weight gradient in place ("accurate"/"balanced" add a V x d scratch
+#: buffer; "compact" is also what "auto" picks for CPU float32, spelled out here).
+TORCH_BEST_ROWS_FRACTION = 16
+
+
+def torch_best_options(n: int) -> nn.LinearCrossEntropyOptions:
+    return nn.LinearCrossEntropyOptions(
+        batch_chunk_size=max(1, n // TORCH_BEST_ROWS_FRACTION), acc_policy="compact"
+    )
+
+
+def naive(hidden, weight, target):
+    return F.cross_entropy(hidden @ weight.T, target)
+
+
+def torch_default(hidden, weight, target):
+    return F.linear_cross_entropy(hidden, weight, target, options=nn.LinearCrossEntropyOptions())
+
+
+def torch_best(hidden, weight, target):
+    return F.linear_cross_entropy(hidden, weight, target, options=torch_best_options(len(hidden)))
+
+
+def lossnotes_default(hidden, weight, target):
+    return chunked_linear_cross_entropy(hidden, weight, target)
+
+
+def lossnotes_recompute(hidden, weight, target):
+    return chunked_linear_cross_entropy(hidden, weight, target, backward="recompute")
+
+
+VARIANTS = {
+    "naive": naive,
+    "torch_default": torch_default,
+    "torch_best": torch_best,
+    "lossnotes": lossnotes_default,
+    "lossnotes_recompute": lossnotes_recompute,
+}
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current VmRSS (Linux >= 4.0)
+
+
+def measure(variant: str, n: int, d: int, v: int, reps: int, options: dict | None) -> dict:
+    """Run one contender in this process; return its per-repetition times and peaks."""
+    fn = VARIANTS.get(variant)
+    if options is not None:  # an exploration point: torch's chunked path with these options
+        def fn(hidden, weight, target):
+            return F.linear_cross_entropy(
+                hidden, weight, target, options=nn.LinearCrossEntropyOptions(**options)
+            )
+    torch.manual_seed(0)
+    hidden = torch.randn(n, d).requires_grad_()
+    weight = (torch.randn(v, d) / d**0.5).requires_grad_()
+    target = torch.randint(v, (n,))
+    # warm up every kernel on the same code path at a small size
+    small = [x[: max(1, len(x) // 64)].detach().requires_grad_() for x in (hidden, weight)]
+    fn(small[0], small[1], target[: len(small[0])] % len(small[1])).backward()
+    del small
+    times, cpu_times, peaks, losses = [], [], [], []
+    for _ in range(reps):
+        hidden.grad = weight.grad = None
+        gc.collect()
+        _reset_peak()
+        base = _status_kib("VmRSS")
+        start, cpu_start = time.perf_counter(), time.process_time()
+        loss = fn(hidden, weight, target)
+        loss.backward()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+        peaks.append((_status_kib("VmHWM") - base) * 1024)
+        losses.append(loss.item())
+        del loss
+    grad_bytes = (hidden.numel() + weight.numel()) * hidden.element_size()
+    return {
+        "variant": variant, "N": n, "d": d, "V": v, "options": options,
+        "times_s": times, "cpu_times_s": cpu_times, "peak_bytes": peaks, "loss": losses[-1],
+        "time_s": statistics.median(times), "cpu_time_s": statistics.median(cpu_times),
+        "peak_above_baseline_bytes": statistics.median(peaks),
+        "extra_bytes": statistics.median(peaks) - grad_bytes,
+        "required_grad_bytes": grad_bytes,
+        "logits_bytes": n * v * hidden.element_size(),
+        "loadavg_after": os.getloadavg(),
+    }
+
+
+def run_child(variant, n, d, v, reps, options=None) -> dict:
+    """Run `measure` in a fresh process, so that no contender sees another's memory."""
+    cmd = [sys.executable, __file__, "--child", variant, str(n), str(d), str(v), str(reps)]
+    if options is not None:
+        cmd += ["--options", json.dumps(options)]
+    load_before = os.getloadavg()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    result["loadavg_before"] = load_before
+    print(f"{variant:20s} V={v:6d} {json.dumps(options) if options else '':45s}"
+          f" time {result['time_s']:7.2f} s  extra {result['extra_bytes'] / 2**20:8.1f} MiB"
+          f"  load {load_before[0]:.2f}", flush=True)
+    return result
+
+
+def combine(runs: list[dict]) -> dict:
+    """One record from several single-repetition runs of the same contender: medians."""
+    out = dict(runs[0])
+    for key in ["times_s", "cpu_times_s", "peak_bytes"]:
+        out[key] = [x for r in runs for x in r[key]]
+    out["loadavg_before"] = [r["loadavg_before"][0] for r in runs]
+    out["loadavg_after"] = [r["loadavg_after"][0] for r in runs]
+    out["time_s"] = statistics.median(out["times_s"])
+    out["cpu_time_s"] = statistics.median(out["cpu_times_s"])
+    out["peak_above_baseline_bytes"] = statistics.median(out["peak_bytes"])
+    out["extra_bytes"] = out["peak_above_baseline_bytes"] - out["required_grad_bytes"]
+    return out
+
+
+def machine() -> dict:
+    with open("/proc/cpuinfo") as f:
+        model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+    return {
+        "cpu": model, "cores": os.cpu_count(), "platform": platform.platform(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--child", nargs=5, metavar=("VARIANT", "N", "d", "V", "REPS"))
+    parser.add_argument("--options", type=json.loads, default=None)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions at the goal size")
+    parser.add_argument("--sweep-reps", type=int, default=1, help="repetitions at smaller V")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="small sizes (use with --out)")
+    parser.add_argument("--skip-explore", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        variant, *sizes = args.child
+        print(json.dumps(measure(variant, *map(int, sizes), options=args.options)))
+        return
+
+    n, d = GOAL["N"], GOAL["d"]
+    v_sweep, explore_v, reps, sweep_reps = V_SWEEP, EXPLORE_V, args.reps, args.sweep_reps
+    if args.quick:
+        n, d, v_sweep, explore_v, reps, sweep_reps = 512, 128, [4096, 8192], 4096, 1, 1
+    started = datetime.datetime.now(datetime.timezone.utc)
+    report = {
+        "what": "mean cross-entropy of hidden @ weight.T, float32, forward + backward, CPU",
+        "machine": machine(), "started_utc": started.isoformat(timespec="seconds"),
+        "loadavg_start": os.getloadavg(), "reps": reps, "sweep_reps": sweep_reps, "N": n, "d": d,
+        "explore_V": explore_v,
+        "torch_best_options": {
+            "batch_chunk_size": f"N // {TORCH_BEST_ROWS_FRACTION}", "acc_policy": "compact"
+        },
+        "explore": [], "runs": [],
+    }
+    if not args.skip_explore:  # torch's chunked path: which options are fastest on this machine?
+        for policy, rows in EXPLORE_POINTS:
+            opts = {"batch_chunk_size": rows, "acc_policy": policy}
+            report["explore"].append(run_child("torch_options", n, d, explore_v, 1, opts))
+    for v in sorted(v_sweep, reverse=True):
+        variants = [x for x in VARIANTS if x != "lossnotes_recompute" or v == max(v_sweep)]
+        per_variant = {x: [] for x in variants}
+        # one process per repetition, the contenders taking turns: a change in the machine's
+        # load during the run then falls on all of them alike
+        for _ in range(reps if v == max(v_sweep) else sweep_reps):
+            for variant in variants:
+                per_variant[variant].append(run_child(variant, n, d, v, 1))
+        report["runs"] += [combine(runs) for runs in per_variant.values()]
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    report["finished_utc"] = finished.isoformat(timespec="seconds")
+    report["loadavg_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
