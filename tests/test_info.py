@@ -129,17 +129,17 @@ def test_entropy_gradient_matches_formula():
 # --- bad input --------------------------------------------------------------------------------
 
 
+#: Values no probability can take, and the words the error must use.
+NOT_PROBABILITIES = [
+    ([0.5, -0.1, 0.6], "negative value"),
+    ([1.5, 0.0], "above 1"),
+    ([0.5, float("nan")], "NaN"),
+    ([0.5, float("inf")], "inf"),
+]
+
+
 @pytest.mark.parametrize("fn", [surprisal, entropy])
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ([0.5, -0.1, 0.6], "negative value"),
-        ([1.5, 0.0], "above 1"),
-        ([0.5, float("nan")], "NaN"),
-        ([0.5, float("inf")], "inf"),
-        ([], "empty"),
-    ],
-)
+@pytest.mark.parametrize("bad, message", NOT_PROBABILITIES + [([], "empty")])
 def test_bad_probabilities_are_rejected(fn, bad, message):
     with pytest.raises(ValueError, match=message):
         fn(bad)
@@ -365,16 +365,7 @@ def test_many_random_pairs_have_positive_kl():
 
 @pytest.mark.parametrize("fn", [cross_entropy, kl_divergence])
 @pytest.mark.parametrize("which", ["p", "q"])
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ([0.5, -0.1, 0.6], "negative value"),
-        ([1.5, 0.0], "above 1"),
-        ([0.5, float("nan")], "NaN"),
-        ([0.5, float("inf")], "inf"),
-        ([0.2, 0.2, 0.2], "does not sum to 1"),
-    ],
-)
+@pytest.mark.parametrize("bad, message", NOT_PROBABILITIES + [([0.2, 0.2, 0.2], "does not sum to 1")])
 def test_pair_rejects_bad_distributions(fn, which, bad, message):
     good = [1 / len(bad)] * len(bad)
     args = (bad, good) if which == "p" else (good, bad)
