@@ -47,8 +47,9 @@ def _shifted(x: Tensor, dim: int) -> tuple[Tensor, Tensor, bool, Tensor, Tensor]
 
     Returns ``(top, finite, all_finite, z, rest)``: the row maximum ``top`` (kept dim), whether
     it is finite (per row, and for all rows), the shifted logits ``z = x - top`` (0 exactly at
-    the maximum; exact, since float32 differences are exact in float64) and ``rest``, the sum
-    of :math:`e^{z_j}` over every :math:`j` but one maximum ``k``.
+    the maximum, and exact wherever float64 holds the difference of the two numbers, which for
+    float32 input is all but extreme spreads) and ``rest``, the sum of :math:`e^{z_j}` over
+    every :math:`j` but one maximum ``k``.
 
     A row whose maximum is not finite is replaced by zeros before anything is computed, so that
     no ``inf - inf`` is formed: the caller chooses that row's value, and its gradient is 0.
