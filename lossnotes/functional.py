@@ -360,6 +360,19 @@ def _cross_entropy_probabilities(
 # --- binary cross-entropy (chapter 7) -----------------------------------------------------------
 
 
+def _binary_inputs(input, target, weight, reduction: str) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``input``, ``target`` (in the input's dtype) and ``weight`` of a binary loss, after the
+    checks both binary losses share: float tensors of one shape, targets in [0, 1], a weight
+    that broadcasts, a known reduction."""
+    x = as_float_tensor(input, "input")
+    y = as_float_tensor(target, "target")
+    check_reduction(reduction)
+    _check_same_shape_as_input(y, x)
+    _check_probabilities(y, "target")
+    w = _check_broadcast_weight(weight, "weight", x.shape, x)
+    return x, y.to(x.dtype), w
+
+
 class _BinaryCrossEntropy(torch.autograd.Function):
     """Pointwise binary cross-entropy of probabilities, with PyTorch's gradient formulas."""
 
@@ -421,14 +434,9 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     References:
         PyTorch ``torch.nn.BCELoss`` documentation.
     """
-    p = as_float_tensor(input, "input")
-    y = as_float_tensor(target, "target")
-    check_reduction(reduction)
-    _check_same_shape_as_input(y, p)
+    p, y, w = _binary_inputs(input, target, weight, reduction)
     _check_probabilities(p, "input")
-    _check_probabilities(y, "target")
-    w = _check_broadcast_weight(weight, "weight", p.shape, p)
-    loss = _BinaryCrossEntropy.apply(p, y.to(p.dtype))
+    loss = _BinaryCrossEntropy.apply(p, y)
     return _reduce(loss if w is None else w * loss, reduction)
 
 
@@ -476,15 +484,9 @@ def binary_cross_entropy_with_logits(
     References:
         PyTorch ``torch.nn.BCEWithLogitsLoss`` documentation.
     """
-    x = as_float_tensor(input, "input")
-    y = as_float_tensor(target, "target")
-    check_reduction(reduction)
-    _check_same_shape_as_input(y, x)
+    x, y, w = _binary_inputs(input, target, weight, reduction)
     check_no_nan(x, "input")
-    _check_probabilities(y, "target")
-    w = _check_broadcast_weight(weight, "weight", x.shape, x)
     r = _check_broadcast_weight(pos_weight, "pos_weight", x.shape, x)
-    y = y.to(x.dtype)
     positive = y * log_sigmoid(x)
     if r is not None:
         positive = r * positive

@@ -67,6 +67,16 @@ def _shifted(x: Tensor, dim: int) -> tuple[Tensor, Tensor, bool, Tensor, Tensor]
     return top, finite, all_finite, z, rest
 
 
+def _nan_rows_without_max(t: Tensor, finite: Tensor, all_finite: bool) -> Tensor:
+    """``t`` with NaN in the rows that have no finite maximum, as torch's softmax gives there."""
+    return t if all_finite else torch.where(finite, t, math.nan)
+
+
+def _zero_rows_without_max(grad: Tensor, out: Tensor, all_finite: bool) -> Tensor:
+    """``grad`` with 0 in the rows where ``out`` is NaN (no finite maximum): no gradient there."""
+    return grad if all_finite else grad.masked_fill(torch.isnan(out), 0.0)
+
+
 class _LogSumExp(torch.autograd.Function):
     """Forward in WORK_DTYPE (accurate); backward is the softmax, in the input's dtype."""
 
@@ -93,7 +103,7 @@ class _LogSoftmax(torch.autograd.Function):
     def forward(ctx, x: Tensor, dim: int) -> Tensor:
         _, finite, all_finite, z, rest = _shifted(x, dim)
         z -= torch.log1p(rest)
-        out = (z if all_finite else torch.where(finite, z, math.nan)).to(x.dtype)
+        out = _nan_rows_without_max(z, finite, all_finite).to(x.dtype)
         ctx.dim, ctx.all_finite = dim, all_finite
         ctx.save_for_backward(out)
         return out
@@ -102,9 +112,7 @@ class _LogSoftmax(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (out,) = ctx.saved_tensors
         g = grad - torch.exp(out) * grad.sum(dim=ctx.dim, keepdim=True)
-        if not ctx.all_finite:
-            g = g.masked_fill(torch.isnan(out), 0.0)  # NaN rows: no finite maximum
-        return g, None
+        return _zero_rows_without_max(g, out, ctx.all_finite), None
 
 
 class _Softmax(torch.autograd.Function):
@@ -114,7 +122,7 @@ class _Softmax(torch.autograd.Function):
     def forward(ctx, x: Tensor, dim: int) -> Tensor:
         _, finite, all_finite, z, rest = _shifted(x, dim)
         p = torch.exp(z) / (1 + rest)
-        out = (p if all_finite else torch.where(finite, p, math.nan)).to(x.dtype)
+        out = _nan_rows_without_max(p, finite, all_finite).to(x.dtype)
         ctx.dim, ctx.all_finite = dim, all_finite
         ctx.save_for_backward(out)
         return out
@@ -123,9 +131,7 @@ class _Softmax(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (out,) = ctx.saved_tensors
         g = out * (grad - (grad * out).sum(dim=ctx.dim, keepdim=True))
-        if not ctx.all_finite:
-            g = g.masked_fill(torch.isnan(out), 0.0)  # NaN rows: no finite maximum
-        return g, None
+        return _zero_rows_without_max(g, out, ctx.all_finite), None
 
 
 def _at_least_1d(x: Tensor, dim) -> tuple[Tensor, int]:
