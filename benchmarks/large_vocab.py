@@ -1,7 +1,7 @@
 """Benchmark of cross-entropy over a large vocabulary: memory and time of forward + backward.
 
 Run with `make bench` (not part of `make test`). Writes benchmarks/results/large_vocab.json,
-which chapter 11 reads to draw its table and figure.
+which chapter 15 reads to draw its table and figure.
 
 Contenders, all computing mean cross-entropy of the logits `hidden @ weight.T` in float32:
 
@@ -52,7 +52,11 @@ GOAL = {"N": 4096, "d": 1024, "V": 131072}
 V_SWEEP = [16384, 32768, 65536, 131072]
 EXPLORE_V = 32768
 EXPLORE_POINTS = [
-    ("compact", 16), ("compact", 64), ("compact", 256), ("compact", 1024), ("accurate", 256)
+    ("compact", 16),
+    ("compact", 64),
+    ("compact", 256),
+    ("compact", 1024),
+    ("accurate", 256),
 ]
 
 #: Best options found (see the `explore` section of the JSON): the largest chunk within the
@@ -73,11 +77,15 @@ def naive(hidden, weight, target):
 
 
 def torch_default(hidden, weight, target):
-    return F.linear_cross_entropy(hidden, weight, target, options=nn.LinearCrossEntropyOptions())
+    return F.linear_cross_entropy(
+        hidden, weight, target, options=nn.LinearCrossEntropyOptions()
+    )
 
 
 def torch_best(hidden, weight, target):
-    return F.linear_cross_entropy(hidden, weight, target, options=torch_best_options(len(hidden)))
+    return F.linear_cross_entropy(
+        hidden, weight, target, options=torch_best_options(len(hidden))
+    )
 
 
 def lossnotes_default(hidden, weight, target):
@@ -85,7 +93,9 @@ def lossnotes_default(hidden, weight, target):
 
 
 def lossnotes_recompute(hidden, weight, target):
-    return chunked_linear_cross_entropy(hidden, weight, target, backward="recompute")
+    return chunked_linear_cross_entropy(
+        hidden, weight, target, backward="recompute"
+    )
 
 
 VARIANTS = {
@@ -107,20 +117,32 @@ def _reset_peak() -> None:
         f.write("5")  # resets VmHWM to the current VmRSS (Linux >= 4.0)
 
 
-def measure(variant: str, n: int, d: int, v: int, reps: int, options: dict | None) -> dict:
+def measure(
+    variant: str, n: int, d: int, v: int, reps: int, options: dict | None
+) -> dict:
     """Run one contender in this process; return its per-repetition times and peaks."""
     fn = VARIANTS.get(variant)
-    if options is not None:  # an exploration point: torch's chunked path with these options
+    if (
+        options is not None
+    ):  # an exploration point: torch's chunked path with these options
+
         def fn(hidden, weight, target):
             return F.linear_cross_entropy(
-                hidden, weight, target, options=nn.LinearCrossEntropyOptions(**options)
+                hidden,
+                weight,
+                target,
+                options=nn.LinearCrossEntropyOptions(**options),
             )
+
     torch.manual_seed(0)
     hidden = torch.randn(n, d).requires_grad_()
     weight = (torch.randn(v, d) / d**0.5).requires_grad_()
     target = torch.randint(v, (n,))
     # warm up every kernel on the same code path at a small size
-    small = [x[: max(1, len(x) // 64)].detach().requires_grad_() for x in (hidden, weight)]
+    small = [
+        x[: max(1, len(x) // 64)].detach().requires_grad_()
+        for x in (hidden, weight)
+    ]
     fn(small[0], small[1], target[: len(small[0])] % len(small[1])).backward()
     del small
     times, cpu_times, peaks, losses = [], [], [], []
@@ -139,9 +161,17 @@ def measure(variant: str, n: int, d: int, v: int, reps: int, options: dict | Non
         del loss
     grad_bytes = (hidden.numel() + weight.numel()) * hidden.element_size()
     return {
-        "variant": variant, "N": n, "d": d, "V": v, "options": options,
-        "times_s": times, "cpu_times_s": cpu_times, "peak_bytes": peaks, "loss": losses[-1],
-        "time_s": statistics.median(times), "cpu_time_s": statistics.median(cpu_times),
+        "variant": variant,
+        "N": n,
+        "d": d,
+        "V": v,
+        "options": options,
+        "times_s": times,
+        "cpu_times_s": cpu_times,
+        "peak_bytes": peaks,
+        "loss": losses[-1],
+        "time_s": statistics.median(times),
+        "cpu_time_s": statistics.median(cpu_times),
         "peak_above_baseline_bytes": statistics.median(peaks),
         "extra_bytes": statistics.median(peaks) - grad_bytes,
         "required_grad_bytes": grad_bytes,
@@ -152,16 +182,28 @@ def measure(variant: str, n: int, d: int, v: int, reps: int, options: dict | Non
 
 def run_child(variant, n, d, v, reps, options=None) -> dict:
     """Run `measure` in a fresh process, so that no contender sees another's memory."""
-    cmd = [sys.executable, __file__, "--child", variant, str(n), str(d), str(v), str(reps)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        str(n),
+        str(d),
+        str(v),
+        str(reps),
+    ]
     if options is not None:
         cmd += ["--options", json.dumps(options)]
     load_before = os.getloadavg()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     result["loadavg_before"] = load_before
-    print(f"{variant:20s} V={v:6d} {json.dumps(options) if options else '':45s}"
-          f" time {result['time_s']:7.2f} s  extra {result['extra_bytes'] / 2**20:8.1f} MiB"
-          f"  load {load_before[0]:.2f}", flush=True)
+    print(
+        f"{variant:20s} V={v:6d} {json.dumps(options) if options else '':45s}"
+        f" time {result['time_s']:7.2f} s  extra {result['extra_bytes'] / 2**20:8.1f} MiB"
+        f"  load {load_before[0]:.2f}",
+        flush=True,
+    )
     return result
 
 
@@ -175,7 +217,9 @@ def combine(runs: list[dict]) -> dict:
     out["time_s"] = statistics.median(out["times_s"])
     out["cpu_time_s"] = statistics.median(out["cpu_times_s"])
     out["peak_above_baseline_bytes"] = statistics.median(out["peak_bytes"])
-    out["extra_bytes"] = out["peak_above_baseline_bytes"] - out["required_grad_bytes"]
+    out["extra_bytes"] = (
+        out["peak_above_baseline_bytes"] - out["required_grad_bytes"]
+    )
     return out
 
 
@@ -183,10 +227,15 @@ def machine() -> dict:
     with open("/proc/cpuinfo") as f:
         model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
     return {
-        "cpu": model, "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "memory_gib": round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+        ),
     }
 
 
@@ -194,12 +243,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--child", nargs=5, metavar=("VARIANT", "N", "d", "V", "REPS"))
+    parser.add_argument(
+        "--child", nargs=5, metavar=("VARIANT", "N", "d", "V", "REPS")
+    )
     parser.add_argument("--options", type=json.loads, default=None)
-    parser.add_argument("--reps", type=int, default=3, help="repetitions at the goal size")
-    parser.add_argument("--sweep-reps", type=int, default=1, help="repetitions at smaller V")
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions at the goal size"
+    )
+    parser.add_argument(
+        "--sweep-reps", type=int, default=1, help="repetitions at smaller V"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--quick", action="store_true", help="small sizes (use with --out)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (use with --out)"
+    )
     parser.add_argument("--skip-explore", action="store_true")
     args = parser.parse_args()
     if args.child:
@@ -208,26 +265,51 @@ def main() -> None:
         return
 
     n, d = GOAL["N"], GOAL["d"]
-    v_sweep, explore_v, reps, sweep_reps = V_SWEEP, EXPLORE_V, args.reps, args.sweep_reps
+    v_sweep, explore_v, reps, sweep_reps = (
+        V_SWEEP,
+        EXPLORE_V,
+        args.reps,
+        args.sweep_reps,
+    )
     if args.quick:
-        n, d, v_sweep, explore_v, reps, sweep_reps = 512, 128, [4096, 8192], 4096, 1, 1
-    started = datetime.datetime.now(datetime.timezone.utc)
+        n, d, v_sweep, explore_v, reps, sweep_reps = (
+            512,
+            128,
+            [4096, 8192],
+            4096,
+            1,
+            1,
+        )
+    started = datetime.datetime.now(datetime.UTC)
     report = {
         "what": "mean cross-entropy of hidden @ weight.T, float32, forward + backward, CPU",
-        "machine": machine(), "started_utc": started.isoformat(timespec="seconds"),
-        "loadavg_start": os.getloadavg(), "reps": reps, "sweep_reps": sweep_reps, "N": n, "d": d,
+        "machine": machine(),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "loadavg_start": os.getloadavg(),
+        "reps": reps,
+        "sweep_reps": sweep_reps,
+        "N": n,
+        "d": d,
         "explore_V": explore_v,
         "torch_best_options": {
-            "batch_chunk_size": f"N // {TORCH_BEST_ROWS_FRACTION}", "acc_policy": "compact"
+            "batch_chunk_size": f"N // {TORCH_BEST_ROWS_FRACTION}",
+            "acc_policy": "compact",
         },
-        "explore": [], "runs": [],
+        "explore": [],
+        "runs": [],
     }
-    if not args.skip_explore:  # torch's chunked path: which options are fastest on this machine?
+    if (
+        not args.skip_explore
+    ):  # torch's chunked path: which options are fastest on this machine?
         for policy, rows in EXPLORE_POINTS:
             opts = {"batch_chunk_size": rows, "acc_policy": policy}
-            report["explore"].append(run_child("torch_options", n, d, explore_v, 1, opts))
+            report["explore"].append(
+                run_child("torch_options", n, d, explore_v, 1, opts)
+            )
     for v in sorted(v_sweep, reverse=True):
-        variants = [x for x in VARIANTS if x != "lossnotes_recompute" or v == max(v_sweep)]
+        variants = [
+            x for x in VARIANTS if x != "lossnotes_recompute" or v == max(v_sweep)
+        ]
         per_variant = {x: [] for x in variants}
         # one process per repetition, the contenders taking turns: a change in the machine's
         # load during the run then falls on all of them alike
@@ -235,7 +317,7 @@ def main() -> None:
             for variant in variants:
                 per_variant[variant].append(run_child(variant, n, d, v, 1))
         report["runs"] += [combine(runs) for runs in per_variant.values()]
-    finished = datetime.datetime.now(datetime.timezone.utc)
+    finished = datetime.datetime.now(datetime.UTC)
     report["finished_utc"] = finished.isoformat(timespec="seconds")
     report["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,11 @@ One module per concept of the book, each tested against PyTorch, SciPy or exact 
 - :mod:`lossnotes.info`: surprisal, entropy, cross-entropy and KL divergence of distributions
   (chapters 1 to 3).
 - :mod:`lossnotes.stability`: log-sum-exp, softmax, log-softmax, softplus and log-sigmoid,
-  stable beside naive, and errors in units in the last place (chapter 5).
+  stable beside naive, and errors in units in the last place (chapter 7).
 - :mod:`lossnotes.functional`: classification losses written from their formulas, with the
-  signatures of ``torch.nn.functional`` (chapters 6 to 10).
+  signatures of ``torch.nn.functional`` (chapters 8 to 12).
 - :mod:`lossnotes.large_vocab`: cross-entropy over large vocabularies, chunked or split over
-  processes (chapter 11).
+  processes (chapter 15).
 - :mod:`lossnotes.plots`: one look for every figure in the book.
 
 Import what you need from its module, e.g. ``from lossnotes.info import entropy``.

@@ -63,7 +63,9 @@ def check_dim(t: Tensor, dim: int, name: str) -> int:
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"dim must be an int; got {type(dim).__name__}")
     if not -t.dim() <= dim < max(t.dim(), 1):
-        raise ValueError(f"dim={dim} is out of range for {name} with {t.dim()} dimension(s)")
+        raise ValueError(
+            f"dim={dim} is out of range for {name} with {t.dim()} dimension(s)"
+        )
     return dim % max(t.dim(), 1)
 
 
@@ -77,9 +79,13 @@ def log_base(base) -> float:
     if base is None:
         return 1.0
     if isinstance(base, bool) or not isinstance(base, Real):
-        raise TypeError(f"base must be a positive real number other than 1, or None; got {base!r}")
+        raise TypeError(
+            f"base must be a positive real number other than 1, or None; got {base!r}"
+        )
     if not math.isfinite(base) or base <= 0 or base == 1:
-        raise ValueError(f"base must be a positive real number other than 1; got {base}")
+        raise ValueError(
+            f"base must be a positive real number other than 1; got {base}"
+        )
     return math.log(base)
 
 

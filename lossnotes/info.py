@@ -30,9 +30,13 @@ def check_probabilities(p, name: str = "p") -> Tensor:
     if torch.isinf(t).any():
         raise ValueError(f"{name} contains inf; probabilities must lie in [0, 1]")
     if (t < 0).any():
-        raise ValueError(f"{name} has a negative value {t.min().item():g}; probabilities must lie in [0, 1]")
+        raise ValueError(
+            f"{name} has a negative value {t.min().item():g}; probabilities must lie in [0, 1]"
+        )
     if (t > 1).any():
-        raise ValueError(f"{name} has a value {t.max().item():g} above 1; probabilities must lie in [0, 1]")
+        raise ValueError(
+            f"{name} has a value {t.max().item():g} above 1; probabilities must lie in [0, 1]"
+        )
     return t
 
 
@@ -148,7 +152,9 @@ def check_distribution_pair(p, q, dim: int = -1) -> tuple[Tensor, Tensor]:
             f"p has shape {tuple(tp.shape)} and q has shape {tuple(tq.shape)}; "
             f"expected equal shapes or shapes that broadcast"
         ) from None
-    return check_distribution(tp.expand(shape), dim, "p"), check_distribution(tq.expand(shape), dim, "q")
+    return check_distribution(tp.expand(shape), dim, "p"), check_distribution(
+        tq.expand(shape), dim, "q"
+    )
 
 
 def _q_for_log(p: Tensor, q: Tensor) -> Tensor:
@@ -246,5 +252,7 @@ def kl_divergence(p, q, base: float | None = None, dim: int = -1) -> Tensor:
     scale = log_base(base)
     tp, tq = check_distribution_pair(p, q, dim)
     # term by term, p log p - p log q: a ratio p / q would overflow for a subnormal q
-    terms = torch.special.xlogy(tp, tp) - torch.special.xlogy(tp, _q_for_log(tp, tq))
+    terms = torch.special.xlogy(tp, tp) - torch.special.xlogy(
+        tp, _q_for_log(tp, tq)
+    )
     return terms.sum(dim=dim) / scale

@@ -1,6 +1,6 @@
 r"""Cross-entropy at large-vocabulary scale: chunked over tokens, or split over processes.
 
-The functions of chapter 11. A language model ends with logits ``hidden @ weight.T`` over a
+The functions of chapter 15. A language model ends with logits ``hidden @ weight.T`` over a
 vocabulary of :math:`V` = 32k-256k tokens. For :math:`N` tokens those logits are :math:`N V`
 floats, and their gradient as many again: at :math:`N = 4096`, :math:`V = 131072` that is 2 GiB
 each in float32, more than the model's output layer itself. Two ways around it:
@@ -56,14 +56,22 @@ def _check_target(target, n: int, ignore_index: int) -> Tensor:
         raise TypeError(
             f"target must be a torch.Tensor of class indices; got {type(target).__name__}"
         )
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(f"target must hold integer class indices; got {target.dtype}")
+    if (
+        target.is_floating_point()
+        or target.is_complex()
+        or target.dtype == torch.bool
+    ):
+        raise TypeError(
+            f"target must hold integer class indices; got {target.dtype}"
+        )
     if target.shape != (n,):
         raise ValueError(
             f"target must have shape ({n},), one class per token; got {tuple(target.shape)}"
         )
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int; got {type(ignore_index).__name__}")
+        raise TypeError(
+            f"ignore_index must be an int; got {type(ignore_index).__name__}"
+        )
     return target.long()
 
 
@@ -79,7 +87,9 @@ def _check_range(target: Tensor, ignore_index: int, low: int, high: int) -> None
 # === chunked linear cross-entropy ================================================================
 
 
-def _chunk_logits(out: Tensor, h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def _chunk_logits(
+    out: Tensor, h: Tensor, weight: Tensor, bias: Tensor | None
+) -> Tensor:
     """``h @ weight.T (+ bias)`` written into the preallocated ``out``: no new allocation."""
     if bias is None:
         return torch.mm(h, weight.T, out=out)
@@ -120,13 +130,19 @@ def _sweep(hidden, weight, bias, target, chunk_size, row_scale, lse, want):
             scale = row_scale[rows].unsqueeze(1)
         if not any(want):
             continue
-        z.mul_(scale).scatter_add_(1, t, -row_scale[rows].unsqueeze(1))  # w * (p - onehot)
+        z.mul_(scale).scatter_add_(
+            1, t, -row_scale[rows].unsqueeze(1)
+        )  # w * (p - onehot)
         if grad_hidden is not None:
             torch.mm(z, weight, out=grad_hidden[rows])
         if want[1]:
-            grad_weight = z.T @ h if grad_weight is None else grad_weight.addmm_(z.T, h)
+            grad_weight = (
+                z.T @ h if grad_weight is None else grad_weight.addmm_(z.T, h)
+            )
         if want[2]:
-            grad_bias = z.sum(dim=0) if grad_bias is None else grad_bias.add_(z.sum(dim=0))
+            grad_bias = (
+                z.sum(dim=0) if grad_bias is None else grad_bias.add_(z.sum(dim=0))
+            )
     return lse, target_logit, grad_hidden, grad_weight, grad_bias
 
 
@@ -139,17 +155,33 @@ def _reduce(losses: Tensor, count: Tensor, reduction: str) -> Tensor:
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, target, bias, chunk_size, ignore_index, reduction, mode):
+    def forward(
+        ctx, hidden, weight, target, bias, chunk_size, ignore_index, reduction, mode
+    ):
         valid = target != ignore_index
         safe_target = torch.where(valid, target, 0)
         count = valid.sum()
         row_scale = valid.to(hidden.dtype)
         if reduction == "mean":
-            row_scale /= count.clamp(min=1)  # all ignored: loss 0/0 = nan, gradients 0, as torch
-        want = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[3])
-        in_forward = mode == "in_forward" and any(want)  # mode is "no_grad" under torch.no_grad
+            row_scale /= count.clamp(
+                min=1
+            )  # all ignored: loss 0/0 = nan, gradients 0, as torch
+        want = (
+            ctx.needs_input_grad[0],
+            ctx.needs_input_grad[1],
+            ctx.needs_input_grad[3],
+        )
+        in_forward = mode == "in_forward" and any(
+            want
+        )  # mode is "no_grad" under torch.no_grad
         lse, target_logit, *grads = _sweep(
-            hidden, weight, bias, safe_target, chunk_size, row_scale, None,
+            hidden,
+            weight,
+            bias,
+            safe_target,
+            chunk_size,
+            row_scale,
+            None,
             want if in_forward else (False, False, False),
         )
         losses = torch.where(valid, lse - target_logit, 0.0)
@@ -171,7 +203,14 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             hidden, weight, bias, target, row_scale, lse = ctx.saved_tensors
             row_scale = row_scale * grad_output
             grads = _sweep(
-                hidden, weight, bias, target, ctx.chunk_size, row_scale, lse, ctx.want
+                hidden,
+                weight,
+                bias,
+                target,
+                ctx.chunk_size,
+                row_scale,
+                lse,
+                ctx.want,
             )[2:]
         grad_hidden, grad_weight, grad_bias = grads
         return grad_hidden, grad_weight, None, grad_bias, None, None, None, None
@@ -271,7 +310,9 @@ def chunked_linear_cross_entropy(
     if bias is not None:
         if not isinstance(bias, Tensor) or bias.dtype != hidden.dtype:
             got = getattr(bias, "dtype", type(bias).__name__)
-            raise TypeError(f"bias must be None or a tensor of dtype {hidden.dtype}; got {got}")
+            raise TypeError(
+                f"bias must be None or a tensor of dtype {hidden.dtype}; got {got}"
+            )
         if bias.shape != (v,):
             raise ValueError(
                 f"bias must have shape ({v},), one value per class; got {tuple(bias.shape)}"
@@ -281,7 +322,9 @@ def chunked_linear_cross_entropy(
     if chunk_size is None:
         chunk_size = max(1, n // DEFAULT_NUM_CHUNKS)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
-        raise TypeError(f"chunk_size must be an int or None; got {type(chunk_size).__name__}")
+        raise TypeError(
+            f"chunk_size must be an int or None; got {type(chunk_size).__name__}"
+        )
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1; got {chunk_size}")
     check_reduction(reduction)
@@ -293,7 +336,11 @@ def chunked_linear_cross_entropy(
             "backward='in_forward' needs a scalar loss (reduction 'mean' or 'sum'): with "
             "reduction='none' the gradient of each token is only known in the backward pass"
         )
-    mode = "recompute" if backward == "recompute" or reduction == "none" else "in_forward"
+    mode = (
+        "recompute"
+        if backward == "recompute" or reduction == "none"
+        else "in_forward"
+    )
     if not torch.is_grad_enabled():
         mode = "no_grad"  # nothing will call backward: compute the loss only
     return _ChunkedLinearCrossEntropy.apply(
@@ -313,7 +360,9 @@ def _all_reduce(t: Tensor, op, group) -> Tensor:
 
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, local_logits, target, vocab_start, group, ignore_index, reduction):
+    def forward(
+        ctx, local_logits, target, vocab_start, group, ignore_index, reduction
+    ):
         n, v_local = local_logits.shape
         # all-reduce 1: the maximum of each row over the whole vocabulary
         m = _all_reduce(local_logits.amax(dim=1), dist.ReduceOp.MAX, group)
@@ -327,7 +376,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         target_logit, holders = _all_reduce(picked, dist.ReduceOp.SUM, group)
         valid = target != ignore_index
         if (holders[valid] != 1).any():
-            raise ValueError("a target class is outside the vocabulary held by the processes")
+            raise ValueError(
+                "a target class is outside the vocabulary held by the processes"
+            )
         # all-reduce 3: the sum of exponentials over the whole vocabulary
         z.exp_()
         s = _all_reduce(z.sum(dim=1), dist.ReduceOp.SUM, group)
@@ -336,7 +387,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         row_scale = valid.to(z.dtype)
         if reduction == "mean":
             row_scale /= count.clamp(min=1)
-        ctx.save_for_backward(z.div_(s.unsqueeze(1)), local_target, hit & valid, row_scale)
+        ctx.save_for_backward(
+            z.div_(s.unsqueeze(1)), local_target, hit & valid, row_scale
+        )
         return _reduce(losses, count, reduction)
 
     @staticmethod
@@ -345,7 +398,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         softmax, local_target, hit, row_scale = ctx.saved_tensors
         row_scale = (row_scale * grad_output).unsqueeze(1)
         grad = softmax * row_scale  # no communication: every shard has all it needs
-        grad.scatter_add_(1, local_target.unsqueeze(1), -row_scale * hit.unsqueeze(1))
+        grad.scatter_add_(
+            1, local_target.unsqueeze(1), -row_scale * hit.unsqueeze(1)
+        )
         return grad, None, None, None, None, None
 
 
@@ -406,7 +461,9 @@ def vocab_parallel_cross_entropy(
     local_logits = _check_float_matrix(local_logits, "local_logits", "(N, V_p)")
     target = _check_target(target, local_logits.shape[0], ignore_index)
     if isinstance(vocab_start, bool) or not isinstance(vocab_start, int):
-        raise TypeError(f"vocab_start must be an int; got {type(vocab_start).__name__}")
+        raise TypeError(
+            f"vocab_start must be an int; got {type(vocab_start).__name__}"
+        )
     if vocab_start < 0:
         raise ValueError(f"vocab_start must be non-negative; got {vocab_start}")
     check_reduction(reduction)
@@ -427,24 +484,36 @@ def _vocab_parallel_worker(
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world_size,
     )
     try:
-        sizes = [len(c) for c in torch.tensor_split(torch.arange(logits.shape[1]), world_size)]
+        sizes = [
+            len(c)
+            for c in torch.tensor_split(torch.arange(logits.shape[1]), world_size)
+        ]
         start = sum(sizes[:rank])
         local = logits[:, start : start + sizes[rank]].clone().requires_grad_()
         loss = vocab_parallel_cross_entropy(
             local, target, start, ignore_index=ignore_index, reduction=reduction
         )
         loss.sum().backward()
-        torch.save({"loss": loss.detach(), "grad": local.grad, "start": start},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {"loss": loss.detach(), "grad": local.grad, "start": start},
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
 
 def run_vocab_parallel(
-    logits: Tensor, target: Tensor, world_size: int, *, reduction: str = "mean",
+    logits: Tensor,
+    target: Tensor,
+    world_size: int,
+    *,
+    reduction: str = "mean",
     ignore_index: int = -100,
 ) -> tuple[Tensor, Tensor]:
     r"""Run :func:`vocab_parallel_cross_entropy` on ``world_size`` local processes.
@@ -480,7 +549,9 @@ def run_vocab_parallel(
     """
     logits = _check_float_matrix(logits, "logits", "(N, V)")
     if isinstance(world_size, bool) or not isinstance(world_size, int):
-        raise TypeError(f"world_size must be an int; got {type(world_size).__name__}")
+        raise TypeError(
+            f"world_size must be an int; got {type(world_size).__name__}"
+        )
     if not 1 <= world_size <= logits.shape[1]:
         raise ValueError(
             f"world_size must be in 1..{logits.shape[1]} (one class per process at least); "
@@ -489,12 +560,27 @@ def run_vocab_parallel(
     target = _check_target(target, logits.shape[0], ignore_index)
     check_reduction(reduction)
     with tempfile.TemporaryDirectory() as out_dir:
-        args = (world_size, _free_port(), logits.detach(), target, reduction, ignore_index, out_dir)
+        args = (
+            world_size,
+            _free_port(),
+            logits.detach(),
+            target,
+            reduction,
+            ignore_index,
+            out_dir,
+        )
         try:
-            mp.spawn(_vocab_parallel_worker, args=args, nprocs=world_size, join=True)
+            mp.spawn(
+                _vocab_parallel_worker, args=args, nprocs=world_size, join=True
+            )
         except mp.ProcessRaisedException as exc:
             last_line = str(exc).strip().splitlines()[-1]
-            raise ValueError(f"a vocab-parallel process failed: {last_line}") from exc
-        results = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world_size)]
+            raise ValueError(
+                f"a vocab-parallel process failed: {last_line}"
+            ) from exc
+        results = [
+            torch.load(os.path.join(out_dir, f"rank{r}.pt"))
+            for r in range(world_size)
+        ]
     grad = torch.cat([r["grad"] for r in results], dim=1)
     return torch.stack([r["loss"] for r in results]), grad

@@ -39,7 +39,9 @@ def axes(title: str, xlabel: str, ylabel: str, ncols: int = 1):
     """
     plt.rcParams.update(STYLE)
     width, height = STYLE["figure.figsize"]
-    fig, axs = plt.subplots(1, ncols, figsize=(width * (1 if ncols == 1 else 0.75 * ncols), height))
+    fig, axs = plt.subplots(
+        1, ncols, figsize=(width * (1 if ncols == 1 else 0.75 * ncols), height)
+    )
     for ax in [axs] if ncols == 1 else axs:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

@@ -1,6 +1,6 @@
 r"""Numerically stable log-sum-exp, softmax, log-softmax, softplus and log-sigmoid.
 
-The functions of chapter 5. Each stable function sits beside the naive form that the chapter
+The functions of chapter 7. Each stable function sits beside the naive form that the chapter
 shows failing (``logsumexp_naive`` beside ``logsumexp``), so the contrast is one screen, and
 :func:`ulp_error` measures how far either is from the exact value.
 
@@ -196,7 +196,7 @@ def logsumexp_naive(x, dim: int = -1) -> Tensor:
 
     Overflows to ``inf`` once any :math:`x_j \gtrsim 88.7` in float32 (709.8 in float64), gives
     ``-inf`` once every :math:`x_j \lesssim -103.9` (-745.1), and loses the digits of a
-    result close to 0. Shown failing in chapter 5; use :func:`logsumexp`. Arguments and
+    result close to 0. Shown failing in chapter 7; use :func:`logsumexp`. Arguments and
     result as :func:`logsumexp`.
 
     Raises:
@@ -354,7 +354,9 @@ def softplus(x) -> Tensor:
     pos = xw > 0
     # each branch sees only the inputs it is chosen for, so the other one never makes inf/NaN
     xp, xn = torch.where(pos, xw, 0.0), torch.where(pos, 0.0, xw)
-    out = torch.where(pos, xp + torch.log1p(torch.exp(-xp)), torch.log1p(torch.exp(xn)))
+    out = torch.where(
+        pos, xp + torch.log1p(torch.exp(-xp)), torch.log1p(torch.exp(xn))
+    )
     return out.to(x.dtype)
 
 
@@ -461,7 +463,9 @@ def ulp(exact, dtype: torch.dtype = torch.float32) -> Tensor:
     y = as_float_tensor(exact, "exact").to(torch.float64)
     info = torch.finfo(dtype)
     _, e = torch.frexp(y)  # y = mantissa * 2**e with mantissa in [0.5, 1)
-    binade = torch.where(y == 0, 0.0, torch.ldexp(torch.ones_like(y), e - 1))  # 2**floor(log2 |y|)
+    binade = torch.where(
+        y == 0, 0.0, torch.ldexp(torch.ones_like(y), e - 1)
+    )  # 2**floor(log2 |y|)
     return binade.clamp(min=info.tiny) * info.eps
 
 
@@ -498,7 +502,9 @@ def ulp_error(computed: Tensor, exact) -> Tensor:
         Goldberg (1991); Blanchard, Higham & Higham (2021).
     """
     if not isinstance(computed, Tensor):
-        raise TypeError(f"computed must be a torch.Tensor; got {type(computed).__name__}")
+        raise TypeError(
+            f"computed must be a torch.Tensor; got {type(computed).__name__}"
+        )
     if computed.dtype not in MEASURED_DTYPES:
         raise TypeError(
             f"computed must have dtype float32, float16 or bfloat16 (its reference is float64); "
@@ -506,13 +512,17 @@ def ulp_error(computed: Tensor, exact) -> Tensor:
         )
     y = as_float_tensor(exact, "exact")
     if y.dtype != torch.float64:
-        raise TypeError(f"exact must be float64, more precise than computed; got {y.dtype}")
+        raise TypeError(
+            f"exact must be float64, more precise than computed; got {y.dtype}"
+        )
     if y.shape != computed.shape:
         raise ValueError(
             f"computed has shape {tuple(computed.shape)} but exact has {tuple(y.shape)}"
         )
     check_no_nan(y, "exact")
     c = computed.to(torch.float64)
-    err = (c - y).abs() / ulp(torch.where(torch.isfinite(y), y, 0.0), computed.dtype)
+    err = (c - y).abs() / ulp(
+        torch.where(torch.isfinite(y), y, 0.0), computed.dtype
+    )
     err = torch.where(torch.isfinite(c), err, math.inf)
     return torch.where(c == y, 0.0, err)

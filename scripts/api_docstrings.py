@@ -15,12 +15,16 @@ PROSE = ("data", "attribute")  # what napoleon would parse as "type: description
 _written: dict[str, list[str]] = {}
 
 
-def _keep(app: Sphinx, what: str, name: str, obj, options, lines: list[str]) -> None:
+def _keep(
+    app: Sphinx, what: str, name: str, obj, options, lines: list[str]
+) -> None:
     if what in PROSE:
         _written[name] = list(lines)
 
 
-def _restore(app: Sphinx, what: str, name: str, obj, options, lines: list[str]) -> None:
+def _restore(
+    app: Sphinx, what: str, name: str, obj, options, lines: list[str]
+) -> None:
     if what in PROSE and name in _written:
         lines[:] = _written.pop(name)
 
@@ -28,6 +32,12 @@ def _restore(app: Sphinx, what: str, name: str, obj, options, lines: list[str]) 
 def setup(app: Sphinx) -> dict:
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
-    app.connect("autodoc-process-docstring", _keep, priority=100)  # napoleon runs at 500
+    app.connect(
+        "autodoc-process-docstring", _keep, priority=100
+    )  # napoleon runs at 500
     app.connect("autodoc-process-docstring", _restore, priority=900)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {
+        "version": "1.0",
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

@@ -38,9 +38,13 @@ def mathjax_root() -> Path:
             "MathJax is not installed: `pip install -r requirements.txt` installs it "
             "(the package django-static-mathjax)"
         )
-    version = json.loads((root / "package.json").read_text(encoding="utf-8"))["version"]
+    version = json.loads((root / "package.json").read_text(encoding="utf-8"))[
+        "version"
+    ]
     if version != MATHJAX_VERSION:
-        raise ExtensionError(f"expected MathJax {MATHJAX_VERSION}, found {version} in {root}")
+        raise ExtensionError(
+            f"expected MathJax {MATHJAX_VERSION}, found {version} in {root}"
+        )
     return root
 
 
@@ -48,10 +52,14 @@ def _check_config(app: Sphinx, config) -> None:
     path = config.mathjax_path
     prefix = TARGET + "/"
     if "://" in path or path.startswith("/") or not path.startswith(prefix):
-        raise ExtensionError(f"mathjax_path must be a file under {prefix} (served locally), not {path!r}")
-    bundle = mathjax_root() / "es5" / path[len(prefix):]
+        raise ExtensionError(
+            f"mathjax_path must be a file under {prefix} (served locally), not {path!r}"
+        )
+    bundle = mathjax_root() / "es5" / path[len(prefix) :]
     if not bundle.is_file():
-        raise ExtensionError(f"mathjax_path {path!r}: MathJax {MATHJAX_VERSION} has no {bundle.name}")
+        raise ExtensionError(
+            f"mathjax_path {path!r}: MathJax {MATHJAX_VERSION} has no {bundle.name}"
+        )
 
 
 def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
@@ -67,14 +75,20 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
     stamp.write_text(MATHJAX_VERSION, encoding="utf-8")
 
 
-def _each_script_once(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+def _each_script_once(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     scripts = context.get("script_files")
     if not scripts:
         return
     seen, unique = set(), []
     for script in scripts:
         # an inline script is registered with filename None by one caller and "" by another
-        key = (script.filename or "", script.priority, tuple(sorted(script.attributes.items())))
+        key = (
+            script.filename or "",
+            script.priority,
+            tuple(sorted(script.attributes.items())),
+        )
         if key not in seen:
             seen.add(key)
             unique.append(script)
@@ -86,4 +100,8 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _check_config)
     app.connect("html-page-context", _each_script_once)
     app.connect("build-finished", _copy_mathjax)
-    return {"version": MATHJAX_VERSION, "parallel_read_safe": True, "parallel_write_safe": True}
+    return {
+        "version": MATHJAX_VERSION,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

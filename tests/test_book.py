@@ -25,7 +25,11 @@ def toc_files() -> list[str]:
 
 def code_cells(path: Path) -> list[dict]:
     nb = json.loads(path.read_text(encoding="utf-8"))
-    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    return [
+        c
+        for c in nb["cells"]
+        if c["cell_type"] == "code" and "".join(c["source"]).strip()
+    ]
 
 
 def test_there_are_chapters():
@@ -40,8 +44,14 @@ def test_every_notebook_is_in_the_toc(path):
 
 @pytest.mark.parametrize("entry", toc_files())
 def test_every_toc_entry_exists(entry):
-    matches = [p for p in (ROOT / entry).parent.glob(Path(entry).name + ".*") if p.suffix in {".md", ".ipynb"}]
-    assert matches, f"_toc.yml lists {entry}, but there is no {entry}.md or {entry}.ipynb"
+    matches = [
+        p
+        for p in (ROOT / entry).parent.glob(Path(entry).name + ".*")
+        if p.suffix in {".md", ".ipynb"}
+    ]
+    assert matches, (
+        f"_toc.yml lists {entry}, but there is no {entry}.md or {entry}.ipynb"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -64,17 +74,29 @@ def test_notebook_has_stored_outputs(path):
         f"{path.name}: only {len(with_output)} of {len(cells)} code cells have stored outputs"
     )
     errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
-    assert not errors, f"{path.name}: stored outputs include an error: {errors[0].get('ename')}"
+    assert not errors, (
+        f"{path.name}: stored outputs include an error: {errors[0].get('ename')}"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_nbval_markers_say_why(path):
     for cell in code_cells(path):
         src = "".join(cell["source"])
-        for marker in ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_RAISES_EXCEPTION"):
+        for marker in (
+            "NBVAL_IGNORE_OUTPUT",
+            "NBVAL_SKIP",
+            "NBVAL_RAISES_EXCEPTION",
+        ):
             if marker in src:
-                comments = [line for line in src.splitlines() if line.strip().startswith("#") and marker not in line]
-                assert comments, f"{path.name}: a cell uses {marker} without a comment saying why"
+                comments = [
+                    line
+                    for line in src.splitlines()
+                    if line.strip().startswith("#") and marker not in line
+                ]
+                assert comments, (
+                    f"{path.name}: a cell uses {marker} without a comment saying why"
+                )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -82,5 +104,9 @@ def test_no_object_reprs_in_outputs(path):
     """Memory addresses (``<... at 0x7f...>``) differ on every run; they must never be stored."""
     for cell in code_cells(path):
         for out in cell["outputs"]:
-            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
-            assert not re.search(r" at 0x[0-9a-f]+>", text), f"{path.name}: stored output has a repr: {text[:80]}"
+            text = "".join(out.get("text", "")) + "".join(
+                out.get("data", {}).get("text/plain", "")
+            )
+            assert not re.search(r" at 0x[0-9a-f]+>", text), (
+                f"{path.name}: stored output has a repr: {text[:80]}"
+            )

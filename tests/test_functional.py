@@ -1,4 +1,4 @@
-"""Tests of lossnotes.functional, part I (chapters 6-7), against torch.nn.functional.
+"""Tests of lossnotes.functional, part I (chapters 8-9), against torch.nn.functional.
 
 Every function is compared with the PyTorch function it mirrors, in value and in gradient, over
 random shapes, options, reductions and logits up to +-1e4, in float32 and float64; the
@@ -43,7 +43,9 @@ probability = st.one_of(st.floats(0, 1), st.sampled_from([0.0, 1.0]))
 def assert_close(ours, theirs, dtype, scale=1.0):
     """Equal up to the rounding of ``dtype`` in quantities of size ``scale`` (NaN == NaN)."""
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-    torch.testing.assert_close(ours, theirs, rtol=TOL[dtype], atol=ABS[dtype] * (1 + scale), equal_nan=True)
+    torch.testing.assert_close(
+        ours, theirs, rtol=TOL[dtype], atol=ABS[dtype] * (1 + scale), equal_nan=True
+    )
 
 
 def value_and_grads(fn, tensors, *args, **kwargs):
@@ -67,7 +69,9 @@ def check_against_torch(ours, theirs, tensors, dtype, scale, grad_scale=1.0):
     """
     v1, g1 = value_and_grads(ours, tensors)
     v2, g2 = value_and_grads(theirs, tensors)
-    contraction = math.prod(v1.shape) if v1.dim() else 1  # the largest contraction weight
+    contraction = (
+        math.prod(v1.shape) if v1.dim() else 1
+    )  # the largest contraction weight
     assert_close(v1, v2, dtype, scale)
     for a, b in zip(g1, g2):
         assert_close(a, b, dtype, contraction * grad_scale)
@@ -85,7 +89,11 @@ def logits_case(draw):
     if ndim == 1:
         shape = (c,)
     else:
-        shape = (draw(st.integers(1, 4)), c, *(draw(st.integers(1, 3)) for _ in range(ndim - 2)))
+        shape = (
+            draw(st.integers(1, 4)),
+            c,
+            *(draw(st.integers(1, 3)) for _ in range(ndim - 2)),
+        )
     x = torch.from_numpy(draw(arrays(np.float64, shape, elements=logit))).to(dtype)
     return x, c, dtype
 
@@ -96,7 +104,13 @@ def class_index_case(draw):
     x, c, dtype = draw(logits_case())
     ignore_index = draw(st.sampled_from([-100, -1, 0, c - 1]))
     index_shape = x.shape[:1] + x.shape[2:] if x.dim() > 1 else ()
-    target = draw(arrays(np.int64, index_shape, elements=st.one_of(st.integers(0, c - 1), st.just(ignore_index))))
+    target = draw(
+        arrays(
+            np.int64,
+            index_shape,
+            elements=st.one_of(st.integers(0, c - 1), st.just(ignore_index)),
+        )
+    )
     weight = draw(st.none() | arrays(np.float64, (c,), elements=st.floats(0, 3)))
     options = {
         "weight": None if weight is None else torch.from_numpy(weight).to(dtype),
@@ -135,7 +149,11 @@ def test_nll_loss_matches_torch(case):
     log_p = torch.log_softmax(x, dim=0 if x.dim() == 1 else 1)
     scale = logit_scale(log_p.clamp(min=-3e4), options)
     check_against_torch(
-        lambda lp: nll_loss(lp, target, **options), lambda lp: F.nll_loss(lp, target, **options), [log_p], dtype, scale
+        lambda lp: nll_loss(lp, target, **options),
+        lambda lp: F.nll_loss(lp, target, **options),
+        [log_p],
+        dtype,
+        scale,
     )
 
 
@@ -159,10 +177,16 @@ def test_cross_entropy_with_class_indices_matches_torch(case, label_smoothing):
     st.sampled_from(REDUCTIONS),
     st.sampled_from([0.0, 0.1, 1.0]) | st.floats(0, 1),
 )
-def test_cross_entropy_with_class_probabilities_matches_torch(case, data, reduction, label_smoothing):
+def test_cross_entropy_with_class_probabilities_matches_torch(
+    case, data, reduction, label_smoothing
+):
     x, c, dtype = case
-    t = torch.from_numpy(data.draw(arrays(np.float64, x.shape, elements=probability))).to(dtype)
-    weight = data.draw(st.none() | arrays(np.float64, (c,), elements=st.floats(0, 3)))
+    t = torch.from_numpy(
+        data.draw(arrays(np.float64, x.shape, elements=probability))
+    ).to(dtype)
+    weight = data.draw(
+        st.none() | arrays(np.float64, (c,), elements=st.floats(0, 3))
+    )
     options = {
         "weight": None if weight is None else torch.from_numpy(weight).to(dtype),
         "reduction": reduction,
@@ -182,14 +206,24 @@ def test_cross_entropy_with_class_probabilities_matches_torch(case, data, reduct
 def binary_case(draw, elements):
     dtype = draw(st.sampled_from(FLOATS))
     shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
-    x = torch.from_numpy(draw(arrays(np.float64, shape, elements=elements))).to(dtype)
-    y = torch.from_numpy(draw(arrays(np.float64, shape, elements=probability))).to(dtype)
+    x = torch.from_numpy(draw(arrays(np.float64, shape, elements=elements))).to(
+        dtype
+    )
+    y = torch.from_numpy(draw(arrays(np.float64, shape, elements=probability))).to(
+        dtype
+    )
     # a weight of the full shape, or of its trailing part (broadcast), or none
-    weight_shape = draw(st.sampled_from([None, shape, shape[-1:], (1,) * len(shape)]))
+    weight_shape = draw(
+        st.sampled_from([None, shape, shape[-1:], (1,) * len(shape)])
+    )
     # weights 0 or normal numbers: with a subnormal weight, the infinite slope of the target at
     # p = 0 or 1 gives inf or 0 * inf = NaN depending only on the order of the products
     element_weight = st.just(0.0) | st.floats(1e-3, 3)
-    weight = None if weight_shape is None else draw(arrays(np.float64, weight_shape, elements=element_weight))
+    weight = (
+        None
+        if weight_shape is None
+        else draw(arrays(np.float64, weight_shape, elements=element_weight))
+    )
     options = {
         "weight": None if weight is None else torch.from_numpy(weight).to(dtype),
         "reduction": draw(st.sampled_from(REDUCTIONS)),
@@ -199,16 +233,30 @@ def binary_case(draw, elements):
 
 # probabilities in the open interval, where the gradient is the derivative of the formula, or
 # at the ends (0 and 1), where the clamp at log = -100 and PyTorch's gradient floor act
-@given(binary_case(st.one_of(st.floats(1e-6, 1 - 1e-6), st.sampled_from([0.0, 1.0, 1e-30, 0.5]))))
+@given(
+    binary_case(
+        st.one_of(
+            st.floats(1e-6, 1 - 1e-6), st.sampled_from([0.0, 1.0, 1e-30, 0.5])
+        )
+    )
+)
 def test_binary_cross_entropy_matches_torch(case):
     p, y, options, dtype = case
-    v1, g1 = value_and_grads(lambda a, b: binary_cross_entropy(a, b, **options), [p, y])
-    v2, g2 = value_and_grads(lambda a, b: F.binary_cross_entropy(a, b, **options), [p, y])
-    assert_close(v1, v2, dtype, 100.0 * 3)  # each term is at most 100 (the clamp) times a weight <= 3
+    v1, g1 = value_and_grads(
+        lambda a, b: binary_cross_entropy(a, b, **options), [p, y]
+    )
+    v2, g2 = value_and_grads(
+        lambda a, b: F.binary_cross_entropy(a, b, **options), [p, y]
+    )
+    assert_close(
+        v1, v2, dtype, 100.0 * 3
+    )  # each term is at most 100 (the clamp) times a weight <= 3
     # the slopes reach 1e12 (PyTorch's floor under p(1 - p)) and the target's are infinite at
     # p = 0 or 1: compare them relatively, with an absolute tolerance only for the exact zeros
     for a, b in zip(g1, g2):
-        torch.testing.assert_close(a, b, rtol=TOL[dtype], atol=TOL[dtype], equal_nan=True)
+        torch.testing.assert_close(
+            a, b, rtol=TOL[dtype], atol=TOL[dtype], equal_nan=True
+        )
 
 
 @given(binary_case(logit), st.data())
@@ -234,7 +282,9 @@ def test_binary_cross_entropy_with_logits_matches_torch(case, data):
 
 def _x(*shape, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (3 * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+    return (
+        3 * torch.randn(*shape, generator=g, dtype=torch.float64)
+    ).requires_grad_()
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -243,8 +293,12 @@ def test_class_index_gradients_pass_gradcheck(reduction):
     target = torch.tensor([[0, 2], [1, -100], [2, 2], [0, 1]])
     weight = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
     options = {"weight": weight, "reduction": reduction}
-    assert torch.autograd.gradcheck(lambda z: nll_loss(torch.log_softmax(z, 1), target, **options), (x,))
-    assert torch.autograd.gradcheck(lambda z: cross_entropy(z, target, **options, label_smoothing=0.2), (x,))
+    assert torch.autograd.gradcheck(
+        lambda z: nll_loss(torch.log_softmax(z, 1), target, **options), (x,)
+    )
+    assert torch.autograd.gradcheck(
+        lambda z: cross_entropy(z, target, **options, label_smoothing=0.2), (x,)
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -252,20 +306,32 @@ def test_probability_target_gradients_pass_gradcheck(reduction):
     x = _x(3, 4)
     t = torch.softmax(_x(3, 4, seed=1).detach(), dim=1).requires_grad_()
     weight = torch.tensor([0.5, 2.0, 1.0, 0.0], dtype=torch.float64)
-    fn = lambda z, y: cross_entropy(z, y, weight=weight, reduction=reduction, label_smoothing=0.1)  # noqa: E731
+    fn = lambda z, y: cross_entropy(
+        z, y, weight=weight, reduction=reduction, label_smoothing=0.1
+    )  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, t))
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_binary_gradients_pass_gradcheck(reduction):
     x = _x(3, 4)
-    p = torch.sigmoid(x.detach()).requires_grad_()  # inside (0, 1), where the gradient is exact
-    y = torch.rand(3, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64).requires_grad_()
+    p = torch.sigmoid(
+        x.detach()
+    ).requires_grad_()  # inside (0, 1), where the gradient is exact
+    y = torch.rand(
+        3, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    ).requires_grad_()
     weight = torch.tensor([1.0, 0.5, 2.0, 0.0], dtype=torch.float64)
     pos_weight = torch.tensor([3.0, 1.0, 0.5, 2.0], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda a, b: binary_cross_entropy(a, b, weight=weight, reduction=reduction), (p, y))
     assert torch.autograd.gradcheck(
-        lambda a, b: binary_cross_entropy_with_logits(a, b, weight, reduction, pos_weight), (x, y)
+        lambda a, b: binary_cross_entropy(a, b, weight=weight, reduction=reduction),
+        (p, y),
+    )
+    assert torch.autograd.gradcheck(
+        lambda a, b: binary_cross_entropy_with_logits(
+            a, b, weight, reduction, pos_weight
+        ),
+        (x, y),
     )
 
 
@@ -291,22 +357,35 @@ def test_weighted_mean_divides_by_the_weights_of_the_targets():
     a, b = per_sample.tolist()
     mean = cross_entropy(x, target, weight=weight).item()
     assert mean == pytest.approx((a + 3 * b) / 4, rel=1e-14)
-    assert cross_entropy(x, target, weight=weight, reduction="none").mean().item() == pytest.approx((a + 3 * b) / 2)
-    assert mean == pytest.approx(F.cross_entropy(x, target, weight=weight).item(), rel=1e-14)
+    assert cross_entropy(
+        x, target, weight=weight, reduction="none"
+    ).mean().item() == pytest.approx((a + 3 * b) / 2)
+    assert mean == pytest.approx(
+        F.cross_entropy(x, target, weight=weight).item(), rel=1e-14
+    )
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
-@pytest.mark.parametrize("weight", [None, torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)])
+@pytest.mark.parametrize(
+    "weight", [None, torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)]
+)
 def test_every_target_ignored(label_smoothing, weight):
     x = _x(3, 3)
     target = torch.full((3,), -100)
     options = {"weight": weight, "label_smoothing": label_smoothing}
     mean = cross_entropy(x, target, **options)
-    assert math.isnan(mean.item()) and math.isnan(F.cross_entropy(x, target, **options).item())  # 0 / 0
+    assert math.isnan(mean.item()) and math.isnan(
+        F.cross_entropy(x, target, **options).item()
+    )  # 0 / 0
     (grad,) = torch.autograd.grad(mean, x)
-    assert torch.equal(grad, torch.zeros_like(x))  # NaN in the value, but no NaN in the gradient
+    assert torch.equal(
+        grad, torch.zeros_like(x)
+    )  # NaN in the value, but no NaN in the gradient
     assert cross_entropy(x, target, reduction="sum", **options).item() == 0.0
-    assert torch.equal(cross_entropy(x, target, reduction="none", **options), torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(
+        cross_entropy(x, target, reduction="none", **options),
+        torch.zeros(3, dtype=torch.float64),
+    )
 
 
 def test_label_smoothing_with_weight_and_ignore_index_by_hand():
@@ -318,11 +397,15 @@ def test_label_smoothing_with_weight_and_ignore_index_by_hand():
     kept = [0, 2]
     total = w[2] + w[0]  # the weights of the kept targets normalise both terms
     nll = -(w[2] * log_p[0, 2] + w[0] * log_p[2, 0]) / total
-    smooth = -sum((w * log_p[n]).sum() for n in kept) / total  # every class weighs w_c
+    smooth = (
+        -sum((w * log_p[n]).sum() for n in kept) / total
+    )  # every class weighs w_c
     expected = 0.7 * nll + 0.3 / 3 * smooth
     ours = cross_entropy(x, target, weight=w, label_smoothing=0.3)
     assert ours.item() == pytest.approx(expected.item(), rel=1e-13)
-    assert ours.item() == pytest.approx(F.cross_entropy(x, target, weight=w, label_smoothing=0.3).item(), rel=1e-13)
+    assert ours.item() == pytest.approx(
+        F.cross_entropy(x, target, weight=w, label_smoothing=0.3).item(), rel=1e-13
+    )
 
 
 def test_probability_targets_mean_ignores_the_weights():
@@ -332,9 +415,13 @@ def test_probability_targets_mean_ignores_the_weights():
     w = torch.tensor([4.0, 1.0, 1.0], dtype=torch.float64)
     log_p = torch.log_softmax(x.detach(), 1)
     expected = -(4 * log_p[0, 0] + 1 * log_p[1, 1]) / 2
-    assert cross_entropy(x, t, weight=w).item() == pytest.approx(expected.item(), rel=1e-14)
+    assert cross_entropy(x, t, weight=w).item() == pytest.approx(
+        expected.item(), rel=1e-14
+    )
     # ... so the same targets as indices give a different number: divided by 4 + 1
-    assert cross_entropy(x, torch.tensor([0, 1]), weight=w).item() == pytest.approx(expected.item() * 2 / 5)
+    assert cross_entropy(x, torch.tensor([0, 1]), weight=w).item() == pytest.approx(
+        expected.item() * 2 / 5
+    )
 
 
 def test_one_hot_probabilities_equal_class_indices_without_weights():
@@ -353,14 +440,21 @@ def test_single_sample_of_shape_c():
     assert cross_entropy(x, torch.tensor(3)).shape == ()
     for reduction in REDUCTIONS:
         for t in (torch.tensor(3), torch.softmax(x.detach(), 0)):
-            torch.testing.assert_close(cross_entropy(x, t, reduction=reduction), F.cross_entropy(x, t, reduction=reduction))
+            torch.testing.assert_close(
+                cross_entropy(x, t, reduction=reduction),
+                F.cross_entropy(x, t, reduction=reduction),
+            )
 
 
 def test_k_dimensional_input_equals_flattened_pixels():
     # (N, C, H, W) logits and (N, H, W) classes: every pixel is a sample
     x = _x(2, 4, 3, 5)
-    target = torch.randint(0, 4, (2, 3, 5), generator=torch.Generator().manual_seed(3))
-    flat = cross_entropy(x.movedim(1, -1).reshape(-1, 4), target.reshape(-1), reduction="sum")
+    target = torch.randint(
+        0, 4, (2, 3, 5), generator=torch.Generator().manual_seed(3)
+    )
+    flat = cross_entropy(
+        x.movedim(1, -1).reshape(-1, 4), target.reshape(-1), reduction="sum"
+    )
     torch.testing.assert_close(cross_entropy(x, target, reduction="sum"), flat)
     assert cross_entropy(x, target, reduction="none").shape == (2, 3, 5)
 
@@ -379,7 +473,10 @@ def test_masked_logits_minus_inf():
     ours = cross_entropy(x, torch.tensor([0]))
     assert ours.item() == pytest.approx(math.log(1 + math.e), rel=1e-6)
     (grad,) = torch.autograd.grad(ours, x)
-    torch.testing.assert_close(grad, torch.tensor([[-1 / (1 + math.e) * math.e, 0.0, math.e / (1 + math.e)]]))
+    torch.testing.assert_close(
+        grad,
+        torch.tensor([[-1 / (1 + math.e) * math.e, 0.0, math.e / (1 + math.e)]]),
+    )
 
 
 def test_binary_cross_entropy_clamps_the_log_at_minus_100():
@@ -387,12 +484,18 @@ def test_binary_cross_entropy_clamps_the_log_at_minus_100():
     p = torch.tensor([0.0, 1e-45, 1e-30, 1.0], requires_grad=True)
     y = torch.tensor([1.0, 1.0, 1.0, 0.0])
     loss = binary_cross_entropy(p, y, reduction="none")
-    torch.testing.assert_close(loss, torch.tensor([100.0, 100.0, 30 * math.log(10), 100.0]))
+    torch.testing.assert_close(
+        loss, torch.tensor([100.0, 100.0, 30 * math.log(10), 100.0])
+    )
     torch.testing.assert_close(loss, F.binary_cross_entropy(p, y, reduction="none"))
     # PyTorch's gradient: (p - y) / max(p (1 - p), 1e-12), so -1e12 at p = 0, not the clamp's 0
     (grad,) = torch.autograd.grad(loss.sum(), p)
-    assert grad[0].item() == pytest.approx(-1e12, rel=1e-6) and grad[3].item() == pytest.approx(1e12, rel=1e-6)
-    (grad_torch,) = torch.autograd.grad(F.binary_cross_entropy(p, y, reduction="sum"), p)
+    assert grad[0].item() == pytest.approx(-1e12, rel=1e-6) and grad[
+        3
+    ].item() == pytest.approx(1e12, rel=1e-6)
+    (grad_torch,) = torch.autograd.grad(
+        F.binary_cross_entropy(p, y, reduction="sum"), p
+    )
     torch.testing.assert_close(grad, grad_torch)
 
 
@@ -402,9 +505,13 @@ def test_logits_form_keeps_the_precision_that_probabilities_lose():
     y = torch.tensor([1.0, 0.0])
     via_probability = binary_cross_entropy(torch.sigmoid(x), y, reduction="none")
     via_logits = binary_cross_entropy_with_logits(x, y, reduction="none")
-    assert via_probability[0].item() == 100.0 and via_logits[0].item() == pytest.approx(200.0)
+    assert via_probability[0].item() == 100.0 and via_logits[
+        0
+    ].item() == pytest.approx(200.0)
     # sigmoid(20) rounds to 1 in float32, so 1 - p = 0: 100 again, where the truth is 20 + e^-20
-    assert via_probability[1].item() == 100.0 and via_logits[1].item() == pytest.approx(20.0, rel=1e-7)
+    assert via_probability[1].item() == 100.0 and via_logits[
+        1
+    ].item() == pytest.approx(20.0, rel=1e-7)
 
 
 def test_pos_weight_broadcasts_over_labels():
@@ -413,7 +520,9 @@ def test_pos_weight_broadcasts_over_labels():
     x = torch.randn(5, 3, generator=g, dtype=torch.float64)
     y = (torch.rand(5, 3, generator=g) < 0.3).double()
     pos_weight = torch.tensor([4.0, 1.0, 0.5], dtype=torch.float64)
-    ours = binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=pos_weight)
+    ours = binary_cross_entropy_with_logits(
+        x, y, reduction="none", pos_weight=pos_weight
+    )
     by_hand = -(pos_weight * y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x))
     torch.testing.assert_close(ours, by_hand)
     # per-channel pos_weight of shape (C, 1, 1) for (N, C, H, W) logits
@@ -432,7 +541,10 @@ def test_binary_cross_entropy_is_two_class_cross_entropy():
     y = torch.tensor([1, 0, 0, 1, 1, 0])
     two_class = torch.stack([torch.zeros_like(x), x], dim=1)
     torch.testing.assert_close(
-        binary_cross_entropy_with_logits(x, y.double()), cross_entropy(two_class, y), rtol=1e-14, atol=1e-14
+        binary_cross_entropy_with_logits(x, y.double()),
+        cross_entropy(two_class, y),
+        rtol=1e-14,
+        atol=1e-14,
     )
 
 
@@ -446,22 +558,73 @@ T = torch.tensor([1, 0, 4])
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"input": torch.zeros(3, 5, dtype=torch.long)}, TypeError, "floating-point dtype"),
-        ({"input": torch.tensor(1.0), "target": torch.tensor(0)}, ValueError, "0-dim"),
-        ({"input": torch.zeros(0, 5), "target": torch.zeros(0, dtype=torch.long)}, ValueError, "input is empty"),
+        (
+            {"input": torch.zeros(3, 5, dtype=torch.long)},
+            TypeError,
+            "floating-point dtype",
+        ),
+        (
+            {"input": torch.tensor(1.0), "target": torch.tensor(0)},
+            ValueError,
+            "0-dim",
+        ),
+        (
+            {
+                "input": torch.zeros(0, 5),
+                "target": torch.zeros(0, dtype=torch.long),
+            },
+            ValueError,
+            "input is empty",
+        ),
         ({"input": torch.full((3, 5), math.nan)}, ValueError, "NaN"),
         ({"target": [1, 0, 4]}, TypeError, "must be a torch.Tensor"),
-        ({"target": torch.tensor([1.0, 0.0, 4.0])}, TypeError, r"integer dtype \(torch.long\); got torch.float32"),
+        (
+            {"target": torch.tensor([1.0, 0.0, 4.0])},
+            TypeError,
+            r"integer dtype \(torch.long\); got torch.float32",
+        ),
         ({"target": torch.tensor([True, False, True])}, TypeError, "integer dtype"),
-        ({"target": torch.tensor([1, 0])}, ValueError, r"target has shape \(2,\); .* need shape \(3,\)"),
-        ({"target": torch.tensor([1, 5, 0])}, ValueError, r"class 5 at position \(1,\) .* only 5 classes \(valid: 0..4"),
-        ({"target": torch.tensor([1, -1, 0])}, ValueError, r"class -1 .* \(valid: 0..4, or ignore_index=-100"),
-        ({"weight": torch.ones(4)}, ValueError, r"one weight per class, shape \(5,\); got \(4,\)"),
-        ({"weight": torch.ones(5, dtype=torch.long)}, TypeError, "weight must have a floating-point dtype"),
-        ({"weight": torch.tensor([1.0, -1.0, 1.0, 1.0, 1.0])}, ValueError, "weight must be finite and >= 0; got -1"),
-        ({"weight": torch.tensor([1.0, math.inf, 1.0, 1.0, 1.0])}, ValueError, "weight must be finite"),
+        (
+            {"target": torch.tensor([1, 0])},
+            ValueError,
+            r"target has shape \(2,\); .* need shape \(3,\)",
+        ),
+        (
+            {"target": torch.tensor([1, 5, 0])},
+            ValueError,
+            r"class 5 at position \(1,\) .* only 5 classes \(valid: 0..4",
+        ),
+        (
+            {"target": torch.tensor([1, -1, 0])},
+            ValueError,
+            r"class -1 .* \(valid: 0..4, or ignore_index=-100",
+        ),
+        (
+            {"weight": torch.ones(4)},
+            ValueError,
+            r"one weight per class, shape \(5,\); got \(4,\)",
+        ),
+        (
+            {"weight": torch.ones(5, dtype=torch.long)},
+            TypeError,
+            "weight must have a floating-point dtype",
+        ),
+        (
+            {"weight": torch.tensor([1.0, -1.0, 1.0, 1.0, 1.0])},
+            ValueError,
+            "weight must be finite and >= 0; got -1",
+        ),
+        (
+            {"weight": torch.tensor([1.0, math.inf, 1.0, 1.0, 1.0])},
+            ValueError,
+            "weight must be finite",
+        ),
         ({"ignore_index": 1.5}, TypeError, "ignore_index must be an int"),
-        ({"reduction": "avg"}, ValueError, "reduction must be one of 'none', 'mean', 'sum'; got 'avg'"),
+        (
+            {"reduction": "avg"},
+            ValueError,
+            "reduction must be one of 'none', 'mean', 'sum'; got 'avg'",
+        ),
     ],
 )
 def test_class_index_errors(fn, kwargs, error, match):
@@ -471,21 +634,53 @@ def test_class_index_errors(fn, kwargs, error, match):
 
 
 def test_channels_last_target_gets_a_hint():
-    with pytest.raises(ValueError, match=r"classes must be on dim 1 .* input.movedim\(-1, 1\)"):
-        cross_entropy(torch.zeros(2, 4, 4, 3), torch.zeros(2, 4, 4, dtype=torch.long))
+    with pytest.raises(
+        ValueError, match=r"classes must be on dim 1 .* input.movedim\(-1, 1\)"
+    ):
+        cross_entropy(
+            torch.zeros(2, 4, 4, 3), torch.zeros(2, 4, 4, dtype=torch.long)
+        )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"label_smoothing": 1.5}, ValueError, r"label_smoothing must lie in \[0, 1\]; got 1.5"),
-        ({"label_smoothing": -0.1}, ValueError, r"label_smoothing must lie in \[0, 1\]; got -0.1"),
+        (
+            {"label_smoothing": 1.5},
+            ValueError,
+            r"label_smoothing must lie in \[0, 1\]; got 1.5",
+        ),
+        (
+            {"label_smoothing": -0.1},
+            ValueError,
+            r"label_smoothing must lie in \[0, 1\]; got -0.1",
+        ),
         ({"label_smoothing": math.nan}, ValueError, "label_smoothing must lie in"),
-        ({"label_smoothing": "0.1"}, TypeError, "label_smoothing must be a real number"),
-        ({"target": torch.zeros(3, 5, dtype=torch.long)}, TypeError, "class probabilities, which must be floating"),
-        ({"target": torch.full((3, 5), 0.2), "ignore_index": 0}, ValueError, "ignore_index=0 cannot be used"),
-        ({"target": torch.full((3, 5), 1.5)}, ValueError, r"target must hold probabilities in \[0, 1\]; got 1.5"),
-        ({"target": torch.full((3, 5), math.nan)}, ValueError, "target contains NaN"),
+        (
+            {"label_smoothing": "0.1"},
+            TypeError,
+            "label_smoothing must be a real number",
+        ),
+        (
+            {"target": torch.zeros(3, 5, dtype=torch.long)},
+            TypeError,
+            "class probabilities, which must be floating",
+        ),
+        (
+            {"target": torch.full((3, 5), 0.2), "ignore_index": 0},
+            ValueError,
+            "ignore_index=0 cannot be used",
+        ),
+        (
+            {"target": torch.full((3, 5), 1.5)},
+            ValueError,
+            r"target must hold probabilities in \[0, 1\]; got 1.5",
+        ),
+        (
+            {"target": torch.full((3, 5), math.nan)},
+            ValueError,
+            "target contains NaN",
+        ),
     ],
 )
 def test_cross_entropy_errors(kwargs, error, match):
@@ -497,20 +692,54 @@ P = torch.full((2, 3), 0.5)
 Y = torch.ones(2, 3)
 
 
-@pytest.mark.parametrize("fn", [binary_cross_entropy, binary_cross_entropy_with_logits])
+@pytest.mark.parametrize(
+    "fn", [binary_cross_entropy, binary_cross_entropy_with_logits]
+)
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"input": torch.ones(2, 3, dtype=torch.long)}, TypeError, "input must have a floating-point dtype"),
-        ({"target": torch.ones(2, 3, dtype=torch.long)}, TypeError, "target must have a floating-point dtype"),
-        ({"target": torch.ones(3)}, ValueError, r"target has shape \(3,\) but input has \(2, 3\)"),
-        ({"target": torch.full((2, 3), 1.5)}, ValueError, r"target must hold probabilities in \[0, 1\]; got 1.5"),
-        ({"target": torch.full((2, 3), -0.5)}, ValueError, r"probabilities in \[0, 1\]; got -0.5"),
+        (
+            {"input": torch.ones(2, 3, dtype=torch.long)},
+            TypeError,
+            "input must have a floating-point dtype",
+        ),
+        (
+            {"target": torch.ones(2, 3, dtype=torch.long)},
+            TypeError,
+            "target must have a floating-point dtype",
+        ),
+        (
+            {"target": torch.ones(3)},
+            ValueError,
+            r"target has shape \(3,\) but input has \(2, 3\)",
+        ),
+        (
+            {"target": torch.full((2, 3), 1.5)},
+            ValueError,
+            r"target must hold probabilities in \[0, 1\]; got 1.5",
+        ),
+        (
+            {"target": torch.full((2, 3), -0.5)},
+            ValueError,
+            r"probabilities in \[0, 1\]; got -0.5",
+        ),
         ({"input": torch.full((2, 3), math.nan)}, ValueError, "input contains NaN"),
-        ({"input": torch.zeros(0), "target": torch.zeros(0)}, ValueError, "input is empty"),
-        ({"weight": torch.ones(2)}, ValueError, r"weight has shape \(2,\), which does not broadcast to input's \(2, 3\)"),
+        (
+            {"input": torch.zeros(0), "target": torch.zeros(0)},
+            ValueError,
+            "input is empty",
+        ),
+        (
+            {"weight": torch.ones(2)},
+            ValueError,
+            r"weight has shape \(2,\), which does not broadcast to input's \(2, 3\)",
+        ),
         ({"weight": torch.ones(4, 2, 3)}, ValueError, "does not broadcast"),
-        ({"weight": torch.full((3,), -1.0)}, ValueError, "weight must be finite and >= 0"),
+        (
+            {"weight": torch.full((3,), -1.0)},
+            ValueError,
+            "weight must be finite and >= 0",
+        ),
         ({"reduction": "batchmean"}, ValueError, "reduction must be one of"),
     ],
 )
@@ -521,13 +750,18 @@ def test_binary_errors(fn, kwargs, error, match):
 
 @pytest.mark.parametrize("p", [1.5, -0.1])
 def test_binary_cross_entropy_rejects_probabilities_outside_0_1(p):
-    with pytest.raises(ValueError, match=rf"input must hold probabilities in \[0, 1\]; got {p}"):
+    with pytest.raises(
+        ValueError, match=rf"input must hold probabilities in \[0, 1\]; got {p}"
+    ):
         binary_cross_entropy(torch.tensor([p]), torch.tensor([1.0]))
 
 
 @pytest.mark.parametrize(
     ("pos_weight", "match"),
-    [(torch.ones(2), "pos_weight has shape"), (torch.tensor([1.0, -2.0, 1.0]), "pos_weight must be finite and >= 0")],
+    [
+        (torch.ones(2), "pos_weight has shape"),
+        (torch.tensor([1.0, -2.0, 1.0]), "pos_weight must be finite and >= 0"),
+    ],
 )
 def test_pos_weight_errors(pos_weight, match):
     with pytest.raises(ValueError, match=match):

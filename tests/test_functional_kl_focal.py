@@ -1,4 +1,4 @@
-"""Tests of kl_div, label_smoothing_kl_loss, focal_loss and sigmoid_focal_loss (chapters 8-10).
+"""Tests of kl_div, label_smoothing_kl_loss, focal_loss and sigmoid_focal_loss (chapters 10-12).
 
 Against torch where torch has the function (``F.kl_div``; ``F.cross_entropy`` for focal loss with
 gamma = 0), against WeNet's and torchvision's code written out independently below, and against
@@ -42,7 +42,9 @@ def value_and_grad(fn, x: torch.Tensor):
 
 def torch_kl_div(x, y, reduction, log_target):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch's "mean" warning is tested on its own
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # torch's "mean" warning is tested on its own
         return F.kl_div(x, y, reduction=reduction, log_target=log_target)
 
 
@@ -59,16 +61,28 @@ seeds = st.integers(0, 2**31 - 1)
 # --- kl_div ------------------------------------------------------------------------------------
 
 
-@given(shapes, seeds, st.sampled_from(["none", "batchmean", "sum", "mean"]), st.booleans(), st.booleans())
-def test_kl_div_matches_torch_in_value_and_gradient(shape, seed, reduction, log_target, zeros):
+@given(
+    shapes,
+    seeds,
+    st.sampled_from(["none", "batchmean", "sum", "mean"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_kl_div_matches_torch_in_value_and_gradient(
+    shape, seed, reduction, log_target, zeros
+):
     x = torch.log_softmax(randn(seed, *shape), dim=-1)
     y = torch.softmax(randn(seed + 1, *shape), dim=-1)
     if zeros:  # some target entries exactly 0: 0 log 0 = 0
         y = torch.where(randn(seed + 2, *shape) > 0, y, 0.0)
     if log_target:
         y = torch.log_softmax(randn(seed + 1, *shape), dim=-1)
-    ours, g_ours = value_and_grad(lambda t: ours_kl_div(t, y, reduction, log_target), x)
-    ref, g_ref = value_and_grad(lambda t: torch_kl_div(t, y, reduction, log_target), x)
+    ours, g_ours = value_and_grad(
+        lambda t: ours_kl_div(t, y, reduction, log_target), x
+    )
+    ref, g_ref = value_and_grad(
+        lambda t: torch_kl_div(t, y, reduction, log_target), x
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-12, atol=1e-12)
 
@@ -76,11 +90,17 @@ def test_kl_div_matches_torch_in_value_and_gradient(shape, seed, reduction, log_
 @given(shapes, seeds, st.booleans())
 def test_kl_div_target_gradient_matches_torch(shape, seed, log_target):
     x = torch.log_softmax(randn(seed, *shape), dim=-1)
-    y = torch.softmax(randn(seed + 1, *shape), dim=-1)  # positive: torch's target gradient is NaN at 0
+    y = torch.softmax(
+        randn(seed + 1, *shape), dim=-1
+    )  # positive: torch's target gradient is NaN at 0
     if log_target:
         y = y.log()
-    _, g_ours = value_and_grad(lambda t: kl_div(x, t, reduction="sum", log_target=log_target), y)
-    _, g_ref = value_and_grad(lambda t: F.kl_div(x, t, reduction="sum", log_target=log_target), y)
+    _, g_ours = value_and_grad(
+        lambda t: kl_div(x, t, reduction="sum", log_target=log_target), y
+    )
+    _, g_ref = value_and_grad(
+        lambda t: F.kl_div(x, t, reduction="sum", log_target=log_target), y
+    )
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-12, atol=1e-12)
 
 
@@ -89,11 +109,17 @@ def test_kl_div_mean_warns_exactly_like_torch():
     y = torch.softmax(randn(1, 2, 3), dim=-1)
     with pytest.warns(UserWarning) as torch_record:
         F.kl_div(x, y)
-    with pytest.warns(UserWarning, match="'batchmean' divides only by the batch size") as ours_record:
+    with pytest.warns(
+        UserWarning, match="'batchmean' divides only by the batch size"
+    ) as ours_record:
         kl_div(x, y)
-    assert [str(w.message) for w in ours_record] == [str(w.message) for w in torch_record]
+    assert [str(w.message) for w in ours_record] == [
+        str(w.message) for w in torch_record
+    ]
     assert str(ours_record[0].message) == KL_MEAN_WARNING
-    assert ours_record[0].filename == __file__  # stacklevel=2 points at the caller, as torch's does
+    assert (
+        ours_record[0].filename == __file__
+    )  # stacklevel=2 points at the caller, as torch's does
     assert torch_record[0].filename == __file__
 
 
@@ -109,40 +135,92 @@ def test_kl_div_other_reductions_do_not_warn(reduction):
 def test_kl_div_batchmean_is_the_true_kl_per_sample_and_mean_is_not():
     q = torch.softmax(randn(3, 4, 5), dim=-1)
     p = torch.softmax(randn(4, 4, 5), dim=-1)
-    true_kl = rel_entr(p.numpy(), q.numpy()).sum(axis=1).mean()  # scipy: sum p log(p/q), per row
-    assert kl_div(q.log(), p, reduction="batchmean").item() == pytest.approx(true_kl, rel=1e-12)
+    true_kl = (
+        rel_entr(p.numpy(), q.numpy()).sum(axis=1).mean()
+    )  # scipy: sum p log(p/q), per row
+    assert kl_div(q.log(), p, reduction="batchmean").item() == pytest.approx(
+        true_kl, rel=1e-12
+    )
     with pytest.warns(UserWarning):
         mean = kl_div(q.log(), p, reduction="mean").item()
-    assert mean == pytest.approx(true_kl / 5, rel=1e-12)  # divided by the 5 classes as well
+    assert mean == pytest.approx(
+        true_kl / 5, rel=1e-12
+    )  # divided by the 5 classes as well
 
 
 def test_kl_div_hand_value_and_zero_dim_batchmean():
     # KL([1/4, 1/4, 1/2] || [1/2, 1/4, 1/4]) = 1/4 log(1/2) + 0 + 1/2 log 2 = 1/4 log 2
     q = torch.tensor([0.5, 0.25, 0.25], dtype=D)
     p = torch.tensor([0.25, 0.25, 0.5], dtype=D)
-    assert kl_div(q.log(), p, reduction="sum").item() == pytest.approx(0.25 * math.log(2), rel=1e-15)
+    assert kl_div(q.log(), p, reduction="sum").item() == pytest.approx(
+        0.25 * math.log(2), rel=1e-15
+    )
     # a 0-dim input has no batch dimension: batchmean is the sum, as in torch
     x, y = torch.tensor(-1.0, dtype=D), torch.tensor(0.5, dtype=D)
-    assert kl_div(x, y, reduction="batchmean").item() == pytest.approx(0.5 * (math.log(0.5) + 1))
+    assert kl_div(x, y, reduction="batchmean").item() == pytest.approx(
+        0.5 * (math.log(0.5) + 1)
+    )
 
 
 def test_kl_div_gradcheck():
     x = torch.log_softmax(randn(5, 3, 4), dim=-1).requires_grad_(True)
     y = torch.softmax(randn(6, 3, 4), dim=-1).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, b: kl_div(a, b, reduction="batchmean"), (x, y))
+    assert torch.autograd.gradcheck(
+        lambda a, b: kl_div(a, b, reduction="batchmean"), (x, y)
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "match"),
     [
-        ((torch.zeros(2, dtype=torch.long), torch.zeros(2)), {}, TypeError, "input must have a floating-point"),
-        ((torch.zeros(2), torch.zeros(2, dtype=torch.long)), {}, TypeError, "target must have a floating-point"),
-        ((torch.zeros(2), torch.zeros(2)), {"log_target": 1}, TypeError, "log_target must be True or False"),
-        ((torch.zeros(2, 3), torch.zeros(3)), {}, ValueError, r"target has shape \(3,\) but input has \(2, 3\)"),
-        ((torch.tensor([math.nan]), torch.zeros(1)), {}, ValueError, "input contains NaN"),
-        ((torch.zeros(1), torch.tensor([math.nan])), {}, ValueError, "target contains NaN"),
-        ((torch.zeros(2), torch.tensor([0.5, -0.1])), {}, ValueError, "target has a negative value -0.1"),
-        ((torch.zeros(2), torch.zeros(2)), {"reduction": "avg"}, ValueError, "reduction must be one of"),
+        (
+            (torch.zeros(2, dtype=torch.long), torch.zeros(2)),
+            {},
+            TypeError,
+            "input must have a floating-point",
+        ),
+        (
+            (torch.zeros(2), torch.zeros(2, dtype=torch.long)),
+            {},
+            TypeError,
+            "target must have a floating-point",
+        ),
+        (
+            (torch.zeros(2), torch.zeros(2)),
+            {"log_target": 1},
+            TypeError,
+            "log_target must be True or False",
+        ),
+        (
+            (torch.zeros(2, 3), torch.zeros(3)),
+            {},
+            ValueError,
+            r"target has shape \(3,\) but input has \(2, 3\)",
+        ),
+        (
+            (torch.tensor([math.nan]), torch.zeros(1)),
+            {},
+            ValueError,
+            "input contains NaN",
+        ),
+        (
+            (torch.zeros(1), torch.tensor([math.nan])),
+            {},
+            ValueError,
+            "target contains NaN",
+        ),
+        (
+            (torch.zeros(2), torch.tensor([0.5, -0.1])),
+            {},
+            ValueError,
+            "target has a negative value -0.1",
+        ),
+        (
+            (torch.zeros(2), torch.zeros(2)),
+            {"reduction": "avg"},
+            ValueError,
+            "reduction must be one of",
+        ),
     ],
 )
 def test_kl_div_errors(args, kwargs, error, match):
@@ -152,13 +230,17 @@ def test_kl_div_errors(args, kwargs, error, match):
 
 def test_kl_div_negative_log_target_is_fine():
     # log-probabilities are negative: only probability targets must be >= 0
-    assert kl_div(torch.zeros(2), torch.full((2,), -1.0), reduction="sum", log_target=True).isfinite()
+    assert kl_div(
+        torch.zeros(2), torch.full((2,), -1.0), reduction="sum", log_target=True
+    ).isfinite()
 
 
 # --- label_smoothing_kl_loss ----------------------------------------------------------------------
 
 
-def wenet_label_smoothing_loss(x, target, size, padding_idx, smoothing, normalize_length):
+def wenet_label_smoothing_loss(
+    x, target, size, padding_idx, smoothing, normalize_length
+):
     """WeNet's LabelSmoothingLoss.forward, written out from wenet/transformer/label_smoothing_loss.py."""
     criterion = torch.nn.KLDivLoss(reduction="none")
     confidence = 1.0 - smoothing
@@ -178,9 +260,15 @@ def wenet_label_smoothing_loss(x, target, size, padding_idx, smoothing, normaliz
 
 @st.composite
 def sequence_batches(draw):
-    b, t, c = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(2, 7))
+    b, t, c = (
+        draw(st.integers(1, 4)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(2, 7)),
+    )
     seed = draw(seeds)
-    lengths = draw(st.lists(st.integers(1, t), min_size=b, max_size=b))  # at least one token each
+    lengths = draw(
+        st.lists(st.integers(1, t), min_size=b, max_size=b)
+    )  # at least one token each
     g = torch.Generator().manual_seed(seed)
     target = torch.randint(0, c, (b, t), generator=g)
     for i, n in enumerate(lengths):
@@ -189,11 +277,23 @@ def sequence_batches(draw):
 
 
 @given(sequence_batches(), st.floats(0, 0.99), st.booleans())
-def test_label_smoothing_matches_wenet_in_value_and_gradient(batch, smoothing, normalize_length):
+def test_label_smoothing_matches_wenet_in_value_and_gradient(
+    batch, smoothing, normalize_length
+):
     x, target = batch
     c = x.size(2)
-    ours, g_ours = value_and_grad(lambda t: label_smoothing_kl_loss(t, target, smoothing, -1, normalize_length), x)
-    ref, g_ref = value_and_grad(lambda t: wenet_label_smoothing_loss(t, target, c, -1, smoothing, normalize_length), x)
+    ours, g_ours = value_and_grad(
+        lambda t: label_smoothing_kl_loss(
+            t, target, smoothing, -1, normalize_length
+        ),
+        x,
+    )
+    ref, g_ref = value_and_grad(
+        lambda t: wenet_label_smoothing_loss(
+            t, target, c, -1, smoothing, normalize_length
+        ),
+        x,
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-10, atol=1e-12)
 
@@ -204,30 +304,47 @@ def test_label_smoothing_is_cross_entropy_minus_target_entropy(batch, eps):
     x, target = batch
     b, t, c = x.shape
     keep = target != -1
-    smoothed = torch.full((b, t, c), eps / (c - 1), dtype=D).scatter(2, target.clamp(min=0).unsqueeze(2), 1 - eps)
+    smoothed = torch.full((b, t, c), eps / (c - 1), dtype=D).scatter(
+        2, target.clamp(min=0).unsqueeze(2), 1 - eps
+    )
     ce = F.cross_entropy(x[keep], smoothed[keep], reduction="sum")
     xlogx = lambda v: v * math.log(v) if v > 0 else 0.0  # noqa: E731  (0 log 0 = 0)
     h_t = -(xlogx(1 - eps) + (c - 1) * xlogx(eps / (c - 1)))
     expected = (ce - int(keep.sum()) * h_t) / b
-    assert label_smoothing_kl_loss(x, target, eps).item() == pytest.approx(expected.item(), rel=1e-9, abs=1e-10)
+    assert label_smoothing_kl_loss(x, target, eps).item() == pytest.approx(
+        expected.item(), rel=1e-9, abs=1e-10
+    )
 
 
 def test_label_smoothing_hand_values():
     # uniform model over C = 4, eps = 0.1: KL(t || u) = log 4 - H(t), H(t) = -(0.9 log 0.9 + 0.1 log(0.1/3))
     h_t = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1 / 3))
     x = torch.zeros(2, 3, 4, dtype=D)
-    target = torch.tensor([[1, 2, -1], [0, -1, -1]])  # 3 real tokens in a batch of 2
+    target = torch.tensor(
+        [[1, 2, -1], [0, -1, -1]]
+    )  # 3 real tokens in a batch of 2
     per_token = math.log(4) - h_t
-    assert label_smoothing_kl_loss(x, target, 0.1).item() == pytest.approx(3 * per_token / 2, rel=1e-14)
-    assert label_smoothing_kl_loss(x, target, 0.1, normalize_length=True).item() == pytest.approx(per_token, rel=1e-14)
+    assert label_smoothing_kl_loss(x, target, 0.1).item() == pytest.approx(
+        3 * per_token / 2, rel=1e-14
+    )
+    assert label_smoothing_kl_loss(
+        x, target, 0.1, normalize_length=True
+    ).item() == pytest.approx(per_token, rel=1e-14)
 
 
 def test_label_smoothing_zero_is_nll_per_sequence():
     x = randn(7, 3, 5, 6)
     target = torch.randint(0, 6, (3, 5), generator=torch.Generator().manual_seed(7))
     target[0, 3:] = -1
-    nll = F.cross_entropy(x.reshape(-1, 6), target.reshape(-1), ignore_index=-1, reduction="sum") / 3
-    assert label_smoothing_kl_loss(x, target, 0.0).item() == pytest.approx(nll.item(), rel=1e-12)
+    nll = (
+        F.cross_entropy(
+            x.reshape(-1, 6), target.reshape(-1), ignore_index=-1, reduction="sum"
+        )
+        / 3
+    )
+    assert label_smoothing_kl_loss(x, target, 0.0).item() == pytest.approx(
+        nll.item(), rel=1e-12
+    )
 
 
 def test_label_smoothing_custom_padding_idx_and_all_padding():
@@ -235,29 +352,111 @@ def test_label_smoothing_custom_padding_idx_and_all_padding():
     target = torch.tensor([[2, 0, 0]])
     # padding_idx = 0 drops the two 0 tokens, leaving one token of class 2
     ref = wenet_label_smoothing_loss(x, target, 4, 0, 0.2, False)
-    assert label_smoothing_kl_loss(x, target, 0.2, padding_idx=0).item() == pytest.approx(ref.item(), rel=1e-12)
+    assert label_smoothing_kl_loss(
+        x, target, 0.2, padding_idx=0
+    ).item() == pytest.approx(ref.item(), rel=1e-12)
     all_pad = torch.full((1, 3), -1)
     assert label_smoothing_kl_loss(x, all_pad, 0.2).item() == 0.0
-    assert math.isnan(label_smoothing_kl_loss(x, all_pad, 0.2, normalize_length=True).item())  # 0/0, as WeNet
+    assert math.isnan(
+        label_smoothing_kl_loss(x, all_pad, 0.2, normalize_length=True).item()
+    )  # 0/0, as WeNet
 
 
 @pytest.mark.parametrize(
     ("x", "target", "kwargs", "error", "match"),
     [
-        (torch.zeros(1, 2, 3, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long), {}, TypeError, "floating-point"),
-        (torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), {}, ValueError, r"input must have shape \(B, T, C\)"),
-        (torch.zeros(1, 2, 1), torch.zeros(1, 2, dtype=torch.long), {}, ValueError, "at least 2 classes"),
-        (torch.full((1, 2, 3), math.inf), torch.zeros(1, 2, dtype=torch.long), {}, ValueError, "input contains inf"),
-        (torch.zeros(1, 2, 3), torch.zeros(1, 2), {}, TypeError, "need an integer dtype"),
-        (torch.zeros(1, 2, 3), [[0, 1]], {}, TypeError, "target must be a torch.Tensor"),
-        (torch.zeros(1, 2, 3), torch.zeros(2, 1, dtype=torch.long), {}, ValueError, r"need shape \(1, 2\)"),
-        (torch.zeros(1, 2, 3), torch.tensor([[0, 3]]), {}, ValueError, r"class 3 at position \(0, 1\) but input has only 3"),
+        (
+            torch.zeros(1, 2, 3, dtype=torch.long),
+            torch.zeros(1, 2, dtype=torch.long),
+            {},
+            TypeError,
+            "floating-point",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.zeros(2, dtype=torch.long),
+            {},
+            ValueError,
+            r"input must have shape \(B, T, C\)",
+        ),
+        (
+            torch.zeros(1, 2, 1),
+            torch.zeros(1, 2, dtype=torch.long),
+            {},
+            ValueError,
+            "at least 2 classes",
+        ),
+        (
+            torch.full((1, 2, 3), math.inf),
+            torch.zeros(1, 2, dtype=torch.long),
+            {},
+            ValueError,
+            "input contains inf",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.zeros(1, 2),
+            {},
+            TypeError,
+            "need an integer dtype",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            [[0, 1]],
+            {},
+            TypeError,
+            "target must be a torch.Tensor",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.zeros(2, 1, dtype=torch.long),
+            {},
+            ValueError,
+            r"need shape \(1, 2\)",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.tensor([[0, 3]]),
+            {},
+            ValueError,
+            r"class 3 at position \(0, 1\) but input has only 3",
+        ),
         (torch.zeros(1, 2, 3), torch.tensor([[0, -2]]), {}, ValueError, "class -2"),
-        (torch.zeros(1, 2, 3), torch.tensor([[0, 1]]), {"smoothing": 1.0}, ValueError, r"smoothing must be a finite number in \[0, 1\)"),
-        (torch.zeros(1, 2, 3), torch.tensor([[0, 1]]), {"smoothing": -0.1}, ValueError, "smoothing must be a finite"),
-        (torch.zeros(1, 2, 3), torch.tensor([[0, 1]]), {"smoothing": "0.1"}, TypeError, "smoothing must be a real"),
-        (torch.zeros(1, 2, 3), torch.tensor([[0, 1]]), {"padding_idx": 1.0}, TypeError, "padding_idx must be an int"),
-        (torch.zeros(1, 2, 3), torch.tensor([[0, 1]]), {"normalize_length": 1}, TypeError, "normalize_length must"),
+        (
+            torch.zeros(1, 2, 3),
+            torch.tensor([[0, 1]]),
+            {"smoothing": 1.0},
+            ValueError,
+            r"smoothing must be a finite number in \[0, 1\)",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.tensor([[0, 1]]),
+            {"smoothing": -0.1},
+            ValueError,
+            "smoothing must be a finite",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.tensor([[0, 1]]),
+            {"smoothing": "0.1"},
+            TypeError,
+            "smoothing must be a real",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.tensor([[0, 1]]),
+            {"padding_idx": 1.0},
+            TypeError,
+            "padding_idx must be an int",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.tensor([[0, 1]]),
+            {"normalize_length": 1},
+            TypeError,
+            "normalize_length must",
+        ),
     ],
 )
 def test_label_smoothing_errors(x, target, kwargs, error, match):
@@ -277,22 +476,35 @@ def classification_batches(draw):
     seed = draw(seeds)
     g = torch.Generator().manual_seed(seed)
     target = torch.randint(0, c, (n, *extra), generator=g)
-    ignore = torch.rand(target.shape, generator=g) < draw(st.sampled_from([0.0, 0.3]))
+    ignore = torch.rand(target.shape, generator=g) < draw(
+        st.sampled_from([0.0, 0.3])
+    )
     ignore.view(-1)[0] = False  # keep at least one position, so "mean" is defined
     target[ignore] = -100
-    return randn(seed, n, c, *extra, scale=draw(st.sampled_from([1.0, 5.0, 30.0]))), target
+    return randn(
+        seed, n, c, *extra, scale=draw(st.sampled_from([1.0, 5.0, 30.0]))
+    ), target
 
 
 @given(classification_batches(), st.sampled_from(["none", "mean", "sum"]))
 def test_focal_loss_with_gamma_zero_is_cross_entropy(batch, reduction):
     x, target = batch
-    ours, g_ours = value_and_grad(lambda t: focal_loss(t, target, gamma=0.0, reduction=reduction), x)
-    ref, g_ref = value_and_grad(lambda t: F.cross_entropy(t, target, reduction=reduction), x)
+    ours, g_ours = value_and_grad(
+        lambda t: focal_loss(t, target, gamma=0.0, reduction=reduction), x
+    )
+    ref, g_ref = value_and_grad(
+        lambda t: F.cross_entropy(t, target, reduction=reduction), x
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-10, atol=1e-12)
 
 
-@given(classification_batches(), st.floats(0, 5), st.booleans(), st.sampled_from(["none", "mean", "sum"]))
+@given(
+    classification_batches(),
+    st.floats(0, 5),
+    st.booleans(),
+    st.sampled_from(["none", "mean", "sum"]),
+)
 def test_focal_loss_matches_the_formula(batch, gamma, with_alpha, reduction):
     # the paper's -alpha_t (1 - p_t)^gamma log p_t written directly with torch.softmax;
     # "mean" divides by the number of non-ignored positions
@@ -306,12 +518,21 @@ def test_focal_loss_matches_the_formula(batch, gamma, with_alpha, reduction):
         log_pt = torch.log_softmax(t, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
         # 1 - p_t as the sum of the other classes' probabilities: no cancellation, and never
         # exactly 0 here (logit gaps stay far below 745), so (1 - p_t)^gamma has a finite slope
-        others = torch.softmax(t, dim=1).scatter(1, safe.unsqueeze(1), 0.0).sum(dim=1)
+        others = (
+            torch.softmax(t, dim=1).scatter(1, safe.unsqueeze(1), 0.0).sum(dim=1)
+        )
         loss = -(others**gamma) * log_pt * (alpha[safe] if with_alpha else 1.0)
         loss = torch.where(keep, loss, 0.0)
-        return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / keep.sum()}[reduction]
+        return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / keep.sum()}[
+            reduction
+        ]
 
-    ours, g_ours = value_and_grad(lambda t: focal_loss(t, target, alpha=alpha, gamma=gamma, reduction=reduction), x)
+    ours, g_ours = value_and_grad(
+        lambda t: focal_loss(
+            t, target, alpha=alpha, gamma=gamma, reduction=reduction
+        ),
+        x,
+    )
     ref, g_ref = value_and_grad(reference, x)
     torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-12)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-6, atol=1e-10)
@@ -319,9 +540,16 @@ def test_focal_loss_matches_the_formula(batch, gamma, with_alpha, reduction):
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_focal_loss_unbatched_input_is_cross_entropy_at_gamma_zero(reduction):
-    x, y = randn(13, 5), torch.tensor(2)  # shape (C,) and a 0-dim target, as cross_entropy allows
-    ours, g_ours = value_and_grad(lambda t: focal_loss(t, y, gamma=0.0, reduction=reduction), x)
-    ref, g_ref = value_and_grad(lambda t: F.cross_entropy(t, y, reduction=reduction), x)
+    x, y = (
+        randn(13, 5),
+        torch.tensor(2),
+    )  # shape (C,) and a 0-dim target, as cross_entropy allows
+    ours, g_ours = value_and_grad(
+        lambda t: focal_loss(t, y, gamma=0.0, reduction=reduction), x
+    )
+    ref, g_ref = value_and_grad(
+        lambda t: F.cross_entropy(t, y, reduction=reduction), x
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-12, atol=1e-12)
 
@@ -329,10 +557,14 @@ def test_focal_loss_unbatched_input_is_cross_entropy_at_gamma_zero(reduction):
 def test_focal_loss_hand_values():
     # logits [0, log 3]: p = [1/4, 3/4]; target 1, gamma 2: (1/4)^2 log(4/3)
     x = torch.tensor([[0.0, math.log(3)]], dtype=D)
-    assert focal_loss(x, torch.tensor([1])).item() == pytest.approx(math.log(4 / 3) / 16, rel=1e-14)
+    assert focal_loss(x, torch.tensor([1])).item() == pytest.approx(
+        math.log(4 / 3) / 16, rel=1e-14
+    )
     # target 0, gamma 1, alpha_0 = 0.5: 0.5 * (3/4) * log 4
     alpha = torch.tensor([0.5, 2.0], dtype=D)
-    assert focal_loss(x, torch.tensor([0]), alpha=alpha, gamma=1.0).item() == pytest.approx(0.375 * math.log(4), rel=1e-14)
+    assert focal_loss(
+        x, torch.tensor([0]), alpha=alpha, gamma=1.0
+    ).item() == pytest.approx(0.375 * math.log(4), rel=1e-14)
 
 
 def test_focal_loss_alpha_mean_divides_by_count_not_by_weights():
@@ -344,8 +576,12 @@ def test_focal_loss_alpha_mean_divides_by_count_not_by_weights():
     weighted = F.cross_entropy(x, target, weight=alpha, ignore_index=-100)
     weight_sum = 0.25 + 1.0 + 2.0 + 2.0 + 1.0  # alphas of the 5 kept targets
     assert ours.item() == pytest.approx(weighted.item() * weight_sum / 5, rel=1e-12)
-    summed = F.cross_entropy(x, target, weight=alpha, ignore_index=-100, reduction="sum")
-    assert focal_loss(x, target, alpha=alpha, gamma=0.0, reduction="sum").item() == pytest.approx(summed.item(), rel=1e-12)
+    summed = F.cross_entropy(
+        x, target, weight=alpha, ignore_index=-100, reduction="sum"
+    )
+    assert focal_loss(
+        x, target, alpha=alpha, gamma=0.0, reduction="sum"
+    ).item() == pytest.approx(summed.item(), rel=1e-12)
 
 
 def test_focal_loss_is_accurate_for_confident_predictions():
@@ -354,12 +590,18 @@ def test_focal_loss_is_accurate_for_confident_predictions():
         q = mpmath.exp(-40) / (1 + mpmath.exp(-40))
         exact = float(q**2 * mpmath.log1p(mpmath.exp(-40)))
     x = torch.tensor([[0.0, 40.0]], dtype=D)
-    assert focal_loss(x, torch.tensor([1])).item() == pytest.approx(exact, rel=1e-12)  # about e^-120
-    assert focal_loss(x.float(), torch.tensor([1])).item() == pytest.approx(exact, rel=1e-5)
+    assert focal_loss(x, torch.tensor([1])).item() == pytest.approx(
+        exact, rel=1e-12
+    )  # about e^-120
+    assert focal_loss(x.float(), torch.tensor([1])).item() == pytest.approx(
+        exact, rel=1e-5
+    )
 
 
 def test_focal_loss_gradient_is_finite_when_p_t_rounds_to_one():
-    x = torch.tensor([[0.0, 800.0]], dtype=D, requires_grad=True)  # p_t = 1 exactly in float64
+    x = torch.tensor(
+        [[0.0, 800.0]], dtype=D, requires_grad=True
+    )  # p_t = 1 exactly in float64
     focal_loss(x, torch.tensor([1]), gamma=0.5).backward()
     assert torch.isfinite(x.grad).all()
 
@@ -374,26 +616,101 @@ def test_focal_loss_all_ignored_mean_is_nan_like_cross_entropy():
 def test_focal_loss_gradcheck():
     x = randn(9, 4, 3).requires_grad_(True)
     alpha = torch.tensor([0.2, 0.3, 0.5], dtype=D)
-    assert torch.autograd.gradcheck(lambda t: focal_loss(t, torch.tensor([0, 2, 1, 1]), alpha=alpha, gamma=1.5), (x,))
+    assert torch.autograd.gradcheck(
+        lambda t: focal_loss(t, torch.tensor([0, 2, 1, 1]), alpha=alpha, gamma=1.5),
+        (x,),
+    )
 
 
 @pytest.mark.parametrize(
     ("x", "target", "kwargs", "error", "match"),
     [
-        (torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long), {}, TypeError, "floating-point"),
+        (
+            torch.zeros(2, 3, dtype=torch.long),
+            torch.zeros(2, dtype=torch.long),
+            {},
+            TypeError,
+            "floating-point",
+        ),
         (torch.tensor(0.0), torch.tensor(0), {}, ValueError, "got a 0-dim tensor"),
-        (torch.tensor([[0.0, math.inf]]), torch.tensor([0]), {}, ValueError, "input contains inf"),
+        (
+            torch.tensor([[0.0, math.inf]]),
+            torch.tensor([0]),
+            {},
+            ValueError,
+            "input contains inf",
+        ),
         (torch.zeros(2, 3), torch.zeros(2), {}, TypeError, "need an integer dtype"),
-        (torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), {}, ValueError, r"need shape \(2,\)"),
-        (torch.zeros(2, 3), torch.tensor([0, 5]), {}, ValueError, r"class 5 at position \(1,\) but input has only 3"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"alpha": torch.ones(2)}, ValueError, r"alpha must have shape \(3,\)"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"alpha": torch.tensor([1.0, -1.0, 1.0])}, ValueError, "alpha must be finite and >= 0"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"alpha": torch.ones(3, dtype=torch.long)}, TypeError, "alpha must"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"gamma": -1.0}, ValueError, "gamma must be a finite number in"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"gamma": math.inf}, ValueError, "gamma must be a finite number in"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"gamma": None}, TypeError, "gamma must be a real number"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"ignore_index": None}, TypeError, "ignore_index must be an int"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), {"reduction": "batchmean"}, ValueError, "reduction must be one of"),
+        (
+            torch.zeros(2, 3),
+            torch.zeros(3, dtype=torch.long),
+            {},
+            ValueError,
+            r"need shape \(2,\)",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 5]),
+            {},
+            ValueError,
+            r"class 5 at position \(1,\) but input has only 3",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"alpha": torch.ones(2)},
+            ValueError,
+            r"alpha must have shape \(3,\)",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"alpha": torch.tensor([1.0, -1.0, 1.0])},
+            ValueError,
+            "alpha must be finite and >= 0",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"alpha": torch.ones(3, dtype=torch.long)},
+            TypeError,
+            "alpha must",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"gamma": -1.0},
+            ValueError,
+            "gamma must be a finite number in",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"gamma": math.inf},
+            ValueError,
+            "gamma must be a finite number in",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"gamma": None},
+            TypeError,
+            "gamma must be a real number",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"ignore_index": None},
+            TypeError,
+            "ignore_index must be an int",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 1]),
+            {"reduction": "batchmean"},
+            ValueError,
+            "reduction must be one of",
+        ),
     ],
 )
 def test_focal_loss_errors(x, target, kwargs, error, match):
@@ -404,7 +721,9 @@ def test_focal_loss_errors(x, target, kwargs, error, match):
 # --- sigmoid_focal_loss ---------------------------------------------------------------------------
 
 
-def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
+def torchvision_sigmoid_focal_loss(
+    inputs, targets, alpha=0.25, gamma=2.0, reduction="none"
+):
     """torchvision.ops.sigmoid_focal_loss, written out from torchvision/ops/focal_loss.py.
 
     torchvision cannot be installed beside this torch, so its few lines are transcribed here,
@@ -428,14 +747,22 @@ def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduc
     st.booleans(),
     st.sampled_from(["none", "mean", "sum"]),
 )
-def test_sigmoid_focal_loss_matches_torchvision(shape, seed, alpha, gamma, soft, reduction):
+def test_sigmoid_focal_loss_matches_torchvision(
+    shape, seed, alpha, gamma, soft, reduction
+):
     # |logit| <= 15 keeps torchvision's 1 - p_t (a subtraction) accurate enough to compare
     x = randn(seed, *shape).clamp(-15, 15)
     g = torch.Generator().manual_seed(seed)
-    y = torch.rand(shape, generator=g, dtype=D) if soft else (torch.rand(shape, generator=g, dtype=D) < 0.3).to(D)
+    y = (
+        torch.rand(shape, generator=g, dtype=D)
+        if soft
+        else (torch.rand(shape, generator=g, dtype=D) < 0.3).to(D)
+    )
     kw = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     ours, g_ours = value_and_grad(lambda t: sigmoid_focal_loss(t, y, **kw), x)
-    ref, g_ref = value_and_grad(lambda t: torchvision_sigmoid_focal_loss(t, y, **kw), x)
+    ref, g_ref = value_and_grad(
+        lambda t: torchvision_sigmoid_focal_loss(t, y, **kw), x
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-12)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-6, atol=1e-10)
 
@@ -444,12 +771,22 @@ def test_sigmoid_focal_loss_hand_values():
     log2 = math.log(2)
     x = torch.tensor([0.0, 0.0, math.log(3)], dtype=D)  # p = 1/2, 1/2, 3/4
     y = torch.tensor([1.0, 0.0, 1.0], dtype=D)
-    expected = [0.25 * 0.25 * log2, 0.75 * 0.25 * log2, 0.25 * (1 / 16) * math.log(4 / 3)]
+    expected = [
+        0.25 * 0.25 * log2,
+        0.75 * 0.25 * log2,
+        0.25 * (1 / 16) * math.log(4 / 3),
+    ]
     assert sigmoid_focal_loss(x, y).tolist() == pytest.approx(expected, rel=1e-14)
     # alpha < 0 disables the alpha_t factor
-    assert sigmoid_focal_loss(x, y, alpha=-1).tolist() == pytest.approx([e / a for e, a in zip(expected, [0.25, 0.75, 0.25])])
-    assert sigmoid_focal_loss(x, y, reduction="sum").item() == pytest.approx(sum(expected), rel=1e-14)
-    assert sigmoid_focal_loss(x, y, reduction="mean").item() == pytest.approx(sum(expected) / 3, rel=1e-14)
+    assert sigmoid_focal_loss(x, y, alpha=-1).tolist() == pytest.approx(
+        [e / a for e, a in zip(expected, [0.25, 0.75, 0.25])]
+    )
+    assert sigmoid_focal_loss(x, y, reduction="sum").item() == pytest.approx(
+        sum(expected), rel=1e-14
+    )
+    assert sigmoid_focal_loss(x, y, reduction="mean").item() == pytest.approx(
+        sum(expected) / 3, rel=1e-14
+    )
 
 
 def test_sigmoid_focal_loss_stays_accurate_where_torchvisions_form_rounds_to_zero():
@@ -461,29 +798,99 @@ def test_sigmoid_focal_loss_stays_accurate_where_torchvisions_form_rounds_to_zer
     assert sigmoid_focal_loss(x, y).item() == pytest.approx(exact, rel=1e-12)
     assert torchvision_sigmoid_focal_loss(x, y).item() == 0.0
     # a very wrong logit: loss -> alpha * |x|, finite
-    assert sigmoid_focal_loss(torch.tensor([-1000.0]), torch.tensor([1.0])).item() == pytest.approx(250.0)
+    assert sigmoid_focal_loss(
+        torch.tensor([-1000.0]), torch.tensor([1.0])
+    ).item() == pytest.approx(250.0)
 
 
 def test_sigmoid_focal_loss_gradcheck():
     x = randn(12, 5).requires_grad_(True)
     y = torch.tensor([1.0, 0.0, 0.3, 1.0, 0.0], dtype=D)
-    assert torch.autograd.gradcheck(lambda t: sigmoid_focal_loss(t, y, gamma=1.5, reduction="sum"), (x,))
+    assert torch.autograd.gradcheck(
+        lambda t: sigmoid_focal_loss(t, y, gamma=1.5, reduction="sum"), (x,)
+    )
 
 
 @pytest.mark.parametrize(
     ("x", "y", "kwargs", "error", "match"),
     [
-        (torch.zeros(2, dtype=torch.long), torch.zeros(2), {}, TypeError, "inputs must have a floating-point"),
-        (torch.zeros(2), torch.zeros(2, dtype=torch.long), {}, TypeError, "targets must have a floating-point"),
-        (torch.zeros(2), torch.zeros(2, 1), {}, ValueError, r"targets has shape \(2, 1\) but inputs has \(2,\)"),
-        (torch.tensor([math.inf]), torch.zeros(1), {}, ValueError, "inputs contains inf"),
-        (torch.zeros(1), torch.tensor([math.nan]), {}, ValueError, "targets contains NaN"),
-        (torch.zeros(1), torch.tensor([2.0]), {}, ValueError, r"targets must hold probabilities in \[0, 1\]"),
-        (torch.zeros(1), torch.zeros(1), {"alpha": 1.5}, ValueError, r"alpha must lie in \[0, 1\]"),
-        (torch.zeros(1), torch.zeros(1), {"alpha": math.nan}, ValueError, r"alpha must lie in \[0, 1\]"),
-        (torch.zeros(1), torch.zeros(1), {"alpha": "a"}, TypeError, "alpha must be a real number"),
-        (torch.zeros(1), torch.zeros(1), {"gamma": -0.5}, ValueError, "gamma must be a finite number in"),
-        (torch.zeros(1), torch.zeros(1), {"reduction": "batchmean"}, ValueError, "reduction must be one of"),
+        (
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(2),
+            {},
+            TypeError,
+            "inputs must have a floating-point",
+        ),
+        (
+            torch.zeros(2),
+            torch.zeros(2, dtype=torch.long),
+            {},
+            TypeError,
+            "targets must have a floating-point",
+        ),
+        (
+            torch.zeros(2),
+            torch.zeros(2, 1),
+            {},
+            ValueError,
+            r"targets has shape \(2, 1\) but inputs has \(2,\)",
+        ),
+        (
+            torch.tensor([math.inf]),
+            torch.zeros(1),
+            {},
+            ValueError,
+            "inputs contains inf",
+        ),
+        (
+            torch.zeros(1),
+            torch.tensor([math.nan]),
+            {},
+            ValueError,
+            "targets contains NaN",
+        ),
+        (
+            torch.zeros(1),
+            torch.tensor([2.0]),
+            {},
+            ValueError,
+            r"targets must hold probabilities in \[0, 1\]",
+        ),
+        (
+            torch.zeros(1),
+            torch.zeros(1),
+            {"alpha": 1.5},
+            ValueError,
+            r"alpha must lie in \[0, 1\]",
+        ),
+        (
+            torch.zeros(1),
+            torch.zeros(1),
+            {"alpha": math.nan},
+            ValueError,
+            r"alpha must lie in \[0, 1\]",
+        ),
+        (
+            torch.zeros(1),
+            torch.zeros(1),
+            {"alpha": "a"},
+            TypeError,
+            "alpha must be a real number",
+        ),
+        (
+            torch.zeros(1),
+            torch.zeros(1),
+            {"gamma": -0.5},
+            ValueError,
+            "gamma must be a finite number in",
+        ),
+        (
+            torch.zeros(1),
+            torch.zeros(1),
+            {"reduction": "batchmean"},
+            ValueError,
+            "reduction must be one of",
+        ),
     ],
 )
 def test_sigmoid_focal_loss_errors(x, y, kwargs, error, match):

@@ -11,17 +11,31 @@ from hypothesis import strategies as st
 from scipy.special import rel_entr
 from scipy.stats import entropy as scipy_entropy
 
-from lossnotes.info import SUM_ATOL, cross_entropy, entropy, kl_divergence, surprisal
+from lossnotes.info import (
+    SUM_ATOL,
+    cross_entropy,
+    entropy,
+    kl_divergence,
+    surprisal,
+)
 
 
-def random_distributions(seed: int, n: int, k: int, dtype=torch.float64) -> torch.Tensor:
+def random_distributions(
+    seed: int, n: int, k: int, dtype=torch.float64
+) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.softmax(3 * torch.randn(n, k, generator=g, dtype=dtype), dim=-1)
 
 
-distributions = st.integers(1, 12).flatmap(
-    lambda k: st.lists(st.floats(0, 1), min_size=k, max_size=k).filter(lambda w: sum(w) > 1e-3)
-).map(lambda w: torch.tensor(w, dtype=torch.float64) / sum(w))
+distributions = (
+    st.integers(1, 12)
+    .flatmap(
+        lambda k: st.lists(st.floats(0, 1), min_size=k, max_size=k).filter(
+            lambda w: sum(w) > 1e-3
+        )
+    )
+    .map(lambda w: torch.tensor(w, dtype=torch.float64) / sum(w))
+)
 
 
 # --- surprisal --------------------------------------------------------------------------------
@@ -30,7 +44,9 @@ distributions = st.integers(1, 12).flatmap(
 def test_surprisal_hand_values():
     # fair coin: 1 bit; one face of a fair die: log2 6 bits; certain event: 0
     assert surprisal([0.5], base=2).item() == pytest.approx(1.0)
-    assert surprisal([1 / 6], base=2).item() == pytest.approx(math.log2(6), rel=1e-6)
+    assert surprisal([1 / 6], base=2).item() == pytest.approx(
+        math.log2(6), rel=1e-6
+    )
     assert surprisal([1.0]).item() == 0.0
     assert not math.copysign(1, surprisal([1.0]).item()) < 0  # +0, not -0
 
@@ -48,7 +64,9 @@ def test_surprisal_matches_mpmath():
 @given(st.floats(1e-150, 1), st.floats(1e-150, 1))  # a * b stays a normal float64
 def test_surprisal_is_additive_for_independent_events(a, b):
     joint = surprisal(torch.tensor([a * b], dtype=torch.float64))
-    parts = surprisal(torch.tensor([a], dtype=torch.float64)) + surprisal(torch.tensor([b], dtype=torch.float64))
+    parts = surprisal(torch.tensor([a], dtype=torch.float64)) + surprisal(
+        torch.tensor([b], dtype=torch.float64)
+    )
     assert joint.item() == pytest.approx(parts.item(), rel=1e-12, abs=1e-12)
 
 
@@ -71,7 +89,9 @@ def test_entropy_source_examples():
     assert entropy([0.25, 0.25, 0.25, 0.25], base=2).item() == 2.0
     # [0.1, 0.1, 0.1, 0.7]: 3 * 0.1 * log2 10 + 0.7 * log2(1/0.7), by hand 1.3568 bits
     skewed = 3 * 0.1 * math.log2(10) + 0.7 * math.log2(1 / 0.7)
-    assert entropy([0.1, 0.1, 0.1, 0.7], base=2).item() == pytest.approx(skewed, rel=1e-6)
+    assert entropy([0.1, 0.1, 0.1, 0.7], base=2).item() == pytest.approx(
+        skewed, rel=1e-6
+    )
     assert skewed == pytest.approx(1.3568, abs=1e-4)
 
 
@@ -159,7 +179,9 @@ def test_entropy_tolerance_is_as_documented():
 @pytest.mark.parametrize("fn", [surprisal, entropy])
 @pytest.mark.parametrize("base", [0, -2, 1, float("inf"), float("nan")])
 def test_bad_base_is_rejected(fn, base):
-    with pytest.raises(ValueError, match="base must be a positive real number other than 1"):
+    with pytest.raises(
+        ValueError, match="base must be a positive real number other than 1"
+    ):
         fn([0.5, 0.5], base=base)
 
 
@@ -188,49 +210,85 @@ def test_entropy_rejects_bad_dim():
 
 # --- cross-entropy and KL divergence ----------------------------------------------------------
 
-pairs = st.integers(1, 12).flatmap(
-    lambda k: st.tuples(
-        *[st.lists(st.floats(0, 1), min_size=k, max_size=k).filter(lambda w: sum(w) > 1e-3)] * 2
+pairs = (
+    st.integers(1, 12)
+    .flatmap(
+        lambda k: st.tuples(
+            *[
+                st.lists(st.floats(0, 1), min_size=k, max_size=k).filter(
+                    lambda w: sum(w) > 1e-3
+                )
+            ]
+            * 2
+        )
     )
-).map(lambda ws: tuple(torch.tensor(w, dtype=torch.float64) / sum(w) for w in ws))
+    .map(
+        lambda ws: tuple(torch.tensor(w, dtype=torch.float64) / sum(w) for w in ws)
+    )
+)
 
 
 def test_source_table_by_hand():
     # the 3-sample table of the source posts: targets are classes 2, 1, 0, so the losses are
     # -ln 0.7, -ln 0.4, -ln 0.1 and their mean is 1.19185 nats
-    predicted = torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]], dtype=torch.float64)
-    one_hot = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    predicted = torch.tensor(
+        [[0.1, 0.2, 0.7], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]], dtype=torch.float64
+    )
+    one_hot = torch.tensor(
+        [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64
+    )
     by_hand = [-math.log(0.7), -math.log(0.4), -math.log(0.1)]
-    assert cross_entropy(one_hot, predicted).tolist() == pytest.approx(by_hand, rel=1e-15)
-    assert kl_divergence(one_hot, predicted).tolist() == pytest.approx(by_hand, rel=1e-15)
-    assert cross_entropy(one_hot, predicted).mean().item() == pytest.approx(1.19185, abs=1e-5)
+    assert cross_entropy(one_hot, predicted).tolist() == pytest.approx(
+        by_hand, rel=1e-15
+    )
+    assert kl_divergence(one_hot, predicted).tolist() == pytest.approx(
+        by_hand, rel=1e-15
+    )
+    assert cross_entropy(one_hot, predicted).mean().item() == pytest.approx(
+        1.19185, abs=1e-5
+    )
 
 
 def test_skewed_lottery_against_uniform_by_hand():
     # coding the skewed lottery with the uniform code: H(p, u) = log2 4 = 2 bits exactly, and
     # KL(p || u) = 2 - H(p) = 2 - 1.3568 bits
     p = [0.1, 0.1, 0.1, 0.7]
-    assert cross_entropy(p, [0.25] * 4, base=2).item() == pytest.approx(2.0, rel=1e-7)
+    assert cross_entropy(p, [0.25] * 4, base=2).item() == pytest.approx(
+        2.0, rel=1e-7
+    )
     h = 3 * 0.1 * math.log2(10) + 0.7 * math.log2(1 / 0.7)
-    assert kl_divergence(p, [0.25] * 4, base=2).item() == pytest.approx(2 - h, rel=1e-6)
+    assert kl_divergence(p, [0.25] * 4, base=2).item() == pytest.approx(
+        2 - h, rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("base", [None, 2, 10])
 def test_kl_and_cross_entropy_match_scipy(base):
     p, q = random_distributions(10, 50, 7), random_distributions(11, 50, 7)
     np.testing.assert_allclose(
-        kl_divergence(p, q, base=base).numpy(), scipy_entropy(p.numpy(), q.numpy(), base=base, axis=-1), rtol=1e-12
+        kl_divergence(p, q, base=base).numpy(),
+        scipy_entropy(p.numpy(), q.numpy(), base=base, axis=-1),
+        rtol=1e-12,
     )
     scale = 1.0 if base is None else math.log(base)
-    np.testing.assert_allclose(kl_divergence(p, q, base=base).numpy(), rel_entr(p.numpy(), q.numpy()).sum(-1) / scale, rtol=1e-12)
-    expected_ce = scipy_entropy(p.numpy(), base=base, axis=-1) + scipy_entropy(p.numpy(), q.numpy(), base=base, axis=-1)
-    np.testing.assert_allclose(cross_entropy(p, q, base=base).numpy(), expected_ce, rtol=1e-12)
+    np.testing.assert_allclose(
+        kl_divergence(p, q, base=base).numpy(),
+        rel_entr(p.numpy(), q.numpy()).sum(-1) / scale,
+        rtol=1e-12,
+    )
+    expected_ce = scipy_entropy(p.numpy(), base=base, axis=-1) + scipy_entropy(
+        p.numpy(), q.numpy(), base=base, axis=-1
+    )
+    np.testing.assert_allclose(
+        cross_entropy(p, q, base=base).numpy(), expected_ce, rtol=1e-12
+    )
 
 
 def test_kl_matches_torch_distributions():
     p, q = random_distributions(12, 50, 10), random_distributions(13, 50, 10)
     expected = torch.distributions.kl_divergence(
-        torch.distributions.Categorical(probs=p), torch.distributions.Categorical(probs=q)
+        torch.distributions.Categorical(probs=p),
+        torch.distributions.Categorical(probs=q),
     )
     torch.testing.assert_close(kl_divergence(p, q), expected)
 
@@ -248,7 +306,12 @@ def test_kl_matches_mpmath_when_q_is_close_to_p():
     p = torch.tensor([0.3, 0.7], dtype=torch.float64)
     q = torch.tensor([0.301, 0.699], dtype=torch.float64)
     with mpmath.workdps(50):
-        expected = float(sum(mpmath.mpf(a) * mpmath.log(mpmath.mpf(a) / mpmath.mpf(b)) for a, b in zip(p.tolist(), q.tolist())))
+        expected = float(
+            sum(
+                mpmath.mpf(a) * mpmath.log(mpmath.mpf(a) / mpmath.mpf(b))
+                for a, b in zip(p.tolist(), q.tolist())
+            )
+        )
     assert kl_divergence(p, q).item() == pytest.approx(expected, rel=1e-9)
 
 
@@ -265,14 +328,18 @@ def test_support_mismatch_is_infinite():
     p, q = [0.5, 0.5, 0.0], [0.5, 0.0, 0.5]
     assert kl_divergence(p, q).item() == math.inf
     assert cross_entropy(p, q).item() == math.inf
-    assert kl_divergence([1.0, 0.0], [0.5, 0.5]).item() == pytest.approx(math.log(2))
+    assert kl_divergence([1.0, 0.0], [0.5, 0.5]).item() == pytest.approx(
+        math.log(2)
+    )
     assert kl_divergence([0.5, 0.5], [1.0, 0.0]).item() == math.inf
 
 
 def test_zero_probability_terms_count_zero_even_where_q_is_zero():
     # 0 log(0 / q) = 0 and 0 log q = 0, also for q = 0: the third outcome changes nothing
     p3, q3 = [0.25, 0.75, 0.0], [0.5, 0.5, 0.0]
-    assert kl_divergence(p3, q3).item() == pytest.approx(kl_divergence([0.25, 0.75], [0.5, 0.5]).item())
+    assert kl_divergence(p3, q3).item() == pytest.approx(
+        kl_divergence([0.25, 0.75], [0.5, 0.5]).item()
+    )
     assert cross_entropy(p3, q3).item() == pytest.approx(math.log(2))
 
 
@@ -290,15 +357,23 @@ def test_one_hot_cross_entropy_equals_kl():
 def test_kl_is_not_symmetric():
     p, q = [0.5, 0.5], [0.9, 0.1]
     # by hand: 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = 0.5108; 0.9 ln 1.8 + 0.1 ln 0.2 = 0.3681
-    assert kl_divergence(p, q).item() == pytest.approx(0.5 * math.log(5 / 9) + 0.5 * math.log(5), rel=1e-6)
-    assert kl_divergence(q, p).item() == pytest.approx(0.9 * math.log(1.8) + 0.1 * math.log(0.2), rel=1e-6)
+    assert kl_divergence(p, q).item() == pytest.approx(
+        0.5 * math.log(5 / 9) + 0.5 * math.log(5), rel=1e-6
+    )
+    assert kl_divergence(q, p).item() == pytest.approx(
+        0.9 * math.log(1.8) + 0.1 * math.log(0.2), rel=1e-6
+    )
 
 
 def test_broadcasting_one_p_against_a_batch_of_q():
     p = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
     q = random_distributions(18, 8, 3)
-    torch.testing.assert_close(kl_divergence(p, q), kl_divergence(p.expand(8, 3), q))
-    torch.testing.assert_close(cross_entropy(q, p), cross_entropy(q, p.expand(8, 3)))
+    torch.testing.assert_close(
+        kl_divergence(p, q), kl_divergence(p.expand(8, 3), q)
+    )
+    torch.testing.assert_close(
+        cross_entropy(q, p), cross_entropy(q, p.expand(8, 3))
+    )
 
 
 def test_along_other_dim():
@@ -311,9 +386,13 @@ def test_gradients_with_respect_to_q():
     # dH(p, q)/dq_k = dKL/dq_k = -p_k / q_k, and 0 where p_k = 0 (even where q_k = 0)
     p = torch.tensor([0.0, 0.0, 0.3, 0.7], dtype=torch.float64)
     for fn in (cross_entropy, kl_divergence):
-        q = torch.tensor([0.0, 0.2, 0.4, 0.4], dtype=torch.float64, requires_grad=True)
+        q = torch.tensor(
+            [0.0, 0.2, 0.4, 0.4], dtype=torch.float64, requires_grad=True
+        )
         fn(p, q).backward()
-        torch.testing.assert_close(q.grad, torch.tensor([0.0, 0.0, -0.75, -1.75], dtype=torch.float64))
+        torch.testing.assert_close(
+            q.grad, torch.tensor([0.0, 0.0, -0.75, -1.75], dtype=torch.float64)
+        )
 
 
 def test_cross_entropy_gradient_with_respect_to_p():
@@ -328,7 +407,9 @@ def test_gradcheck_in_q():
     # moderate probabilities: finite differences of log q are poor for q near 1e-5
     g = torch.Generator().manual_seed(21)
     p = torch.softmax(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1)
-    q = torch.softmax(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1).requires_grad_()
+    q = torch.softmax(
+        torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1
+    ).requires_grad_()
     assert torch.autograd.gradcheck(lambda q: kl_divergence(p, q), (q,))
     assert torch.autograd.gradcheck(lambda q: cross_entropy(p, q), (q,))
 
@@ -343,7 +424,11 @@ def test_gibbs_inequality(pq):
 @given(pairs)
 def test_cross_entropy_is_entropy_plus_kl(pq):
     p, q = pq
-    ce, h, kl = cross_entropy(p, q).item(), entropy(p).item(), kl_divergence(p, q).item()
+    ce, h, kl = (
+        cross_entropy(p, q).item(),
+        entropy(p).item(),
+        kl_divergence(p, q).item(),
+    )
     if math.isinf(kl):
         assert math.isinf(ce)
     else:
@@ -355,7 +440,9 @@ def test_uniform_maximises_entropy_through_kl(p):
     # H(p) = log K - KL(p || u)
     k = p.numel()
     u = torch.full((k,), 1 / k, dtype=torch.float64)
-    assert entropy(p).item() == pytest.approx(math.log(k) - kl_divergence(p, u).item(), rel=1e-9, abs=1e-12)
+    assert entropy(p).item() == pytest.approx(
+        math.log(k) - kl_divergence(p, u).item(), rel=1e-9, abs=1e-12
+    )
 
 
 def test_many_random_pairs_have_positive_kl():
@@ -365,7 +452,9 @@ def test_many_random_pairs_have_positive_kl():
 
 @pytest.mark.parametrize("fn", [cross_entropy, kl_divergence])
 @pytest.mark.parametrize("which", ["p", "q"])
-@pytest.mark.parametrize("bad, message", NOT_PROBABILITIES + [([0.2, 0.2, 0.2], "does not sum to 1")])
+@pytest.mark.parametrize(
+    "bad, message", NOT_PROBABILITIES + [([0.2, 0.2, 0.2], "does not sum to 1")]
+)
 def test_pair_rejects_bad_distributions(fn, which, bad, message):
     good = [1 / len(bad)] * len(bad)
     args = (bad, good) if which == "p" else (good, bad)
@@ -381,7 +470,10 @@ def test_pair_rejects_empty(fn):
 
 @pytest.mark.parametrize("fn", [cross_entropy, kl_divergence])
 def test_shapes_that_do_not_broadcast_are_rejected(fn):
-    with pytest.raises(ValueError, match=r"p has shape \(3,\) and q has shape \(2, 4\); expected equal shapes"):
+    with pytest.raises(
+        ValueError,
+        match=r"p has shape \(3,\) and q has shape \(2, 4\); expected equal shapes",
+    ):
         fn([0.2, 0.3, 0.5], torch.full((2, 4), 0.25))
 
 
@@ -403,7 +495,9 @@ def test_pair_rejects_bad_dim(fn):
 @pytest.mark.parametrize("fn", [cross_entropy, kl_divergence])
 @pytest.mark.parametrize("base", [0, -2, 1, float("inf"), float("nan")])
 def test_pair_rejects_bad_base(fn, base):
-    with pytest.raises(ValueError, match="base must be a positive real number other than 1"):
+    with pytest.raises(
+        ValueError, match="base must be a positive real number other than 1"
+    ):
         fn([0.5, 0.5], [0.5, 0.5], base=base)
 
 

@@ -35,12 +35,30 @@ REDUCTIONS = {
     "softmax": (softmax, torch.softmax),
     "log_softmax": (log_softmax, torch.log_softmax),
 }
-ELEMENTWISE = {"softplus": (softplus, F.softplus), "log_sigmoid": (log_sigmoid, F.logsigmoid)}
+ELEMENTWISE = {
+    "softplus": (softplus, F.softplus),
+    "log_sigmoid": (log_sigmoid, F.logsigmoid),
+}
 EVERY_FUNCTION = [
-    logsumexp, logsumexp_naive, softmax, softmax_naive, log_softmax, log_softmax_naive,
-    softplus, softplus_naive, log_sigmoid, log_sigmoid_naive,
+    logsumexp,
+    logsumexp_naive,
+    softmax,
+    softmax_naive,
+    log_softmax,
+    log_softmax_naive,
+    softplus,
+    softplus_naive,
+    log_sigmoid,
+    log_sigmoid_naive,
 ]
-WITH_DIM = [logsumexp, logsumexp_naive, softmax, softmax_naive, log_softmax, log_softmax_naive]
+WITH_DIM = [
+    logsumexp,
+    logsumexp_naive,
+    softmax,
+    softmax_naive,
+    log_softmax,
+    log_softmax_naive,
+]
 
 mpmath.mp.dps = 50
 
@@ -51,7 +69,9 @@ logits = arrays(
     elements=st.one_of(st.floats(-1e4, 1e4), st.just(-INF)),
 )
 finite_logits = arrays(
-    np.float64, array_shapes(min_dims=1, max_dims=2, max_side=6), elements=st.floats(-1e4, 1e4)
+    np.float64,
+    array_shapes(min_dims=1, max_dims=2, max_side=6),
+    elements=st.floats(-1e4, 1e4),
 )
 
 
@@ -94,7 +114,9 @@ def test_log_softmax_of_dominant_class():
 
 
 def test_softmax_of_large_logits():
-    torch.testing.assert_close(softmax(torch.tensor([1000.0, 1000.0])), torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(
+        softmax(torch.tensor([1000.0, 1000.0])), torch.tensor([0.5, 0.5])
+    )
     assert softmax_naive(torch.tensor([1000.0, 1000.0])).isnan().all()
 
 
@@ -102,11 +124,16 @@ def test_softplus_and_log_sigmoid_hand_values():
     x = torch.tensor([-200.0, -20.0, 0.0, 20.0, 200.0], dtype=torch.float64)
     # softplus(-20) = log1p(e^-20); softplus(0) = log 2; softplus(200) = 200 + log1p(e^-200)
     expected = [
-        math.log1p(math.exp(-200)), math.log1p(math.exp(-20)), math.log(2),
-        20 + math.log1p(math.exp(-20)), 200.0,
+        math.log1p(math.exp(-200)),
+        math.log1p(math.exp(-20)),
+        math.log(2),
+        20 + math.log1p(math.exp(-20)),
+        200.0,
     ]
     assert softplus(x).tolist() == pytest.approx(expected, rel=1e-15)
-    assert log_sigmoid(x).tolist() == pytest.approx([-v for v in reversed(expected)], rel=1e-15)
+    assert log_sigmoid(x).tolist() == pytest.approx(
+        [-v for v in reversed(expected)], rel=1e-15
+    )
 
 
 def test_log_one_minus_sigmoid_is_minus_softplus():
@@ -123,18 +150,31 @@ def test_log_one_minus_sigmoid_is_minus_softplus():
 def test_naive_forms_fail():
     assert log_softmax_naive(torch.tensor([-200.0, 0.0]))[0].item() == -INF
     assert softplus_naive(torch.tensor([200.0])).item() == INF
-    assert softplus_naive(torch.tensor([-20.0])).item() == 0.0  # 1 + e^-20 rounds to 1
+    assert (
+        softplus_naive(torch.tensor([-20.0])).item() == 0.0
+    )  # 1 + e^-20 rounds to 1
     assert log_sigmoid_naive(torch.tensor([-200.0])).item() == -INF
     assert log_sigmoid_naive(torch.tensor([20.0])).item() == 0.0
-    assert logsumexp_naive(torch.tensor([-200.0, -200.0])).item() == -INF  # exp underflows
+    assert (
+        logsumexp_naive(torch.tensor([-200.0, -200.0])).item() == -INF
+    )  # exp underflows
 
 
-@given(arrays(np.float64, array_shapes(max_dims=2, max_side=6), elements=st.floats(-20, 20)))
+@given(
+    arrays(
+        np.float64,
+        array_shapes(max_dims=2, max_side=6),
+        elements=st.floats(-20, 20),
+    )
+)
 def test_naive_forms_agree_on_moderate_logits(x):
     x = torch.from_numpy(x)
     pairs = [
-        (logsumexp, logsumexp_naive), (softmax, softmax_naive), (log_softmax, log_softmax_naive),
-        (softplus, softplus_naive), (log_sigmoid, log_sigmoid_naive),
+        (logsumexp, logsumexp_naive),
+        (softmax, softmax_naive),
+        (log_softmax, log_softmax_naive),
+        (softplus, softplus_naive),
+        (log_sigmoid, log_sigmoid_naive),
     ]
     for stable, naive in pairs:
         torch.testing.assert_close(naive(x), stable(x))
@@ -169,7 +209,9 @@ def test_elementwise_match_torch(x, dtype):
         torch.testing.assert_close(ours(x), theirs(x))
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+)
 def test_dtype_and_shape_are_kept(dtype):
     x = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0)).to(dtype)
     assert logsumexp(x, 1).shape == (3, 5) and logsumexp(x, 1).dtype == dtype
@@ -197,12 +239,20 @@ def test_accepts_numpy_and_lists():
 def test_rows_without_a_finite_maximum():
     x = torch.tensor([[-INF, -INF], [INF, 0.0], [-INF, 1.0]])
     # logsumexp: log of an empty sum, +inf, and the one finite entry, exactly as torch
-    assert logsumexp(x).tolist() == [-INF, INF, 1.0] == torch.logsumexp(x, -1).tolist()
+    assert (
+        logsumexp(x).tolist() == [-INF, INF, 1.0] == torch.logsumexp(x, -1).tolist()
+    )
     # softmax and log-softmax: no distribution, NaN as in torch; the masked entry gets 0 / -inf
-    for ours, theirs in [(softmax, torch.softmax), (log_softmax, torch.log_softmax)]:
+    for ours, theirs in [
+        (softmax, torch.softmax),
+        (log_softmax, torch.log_softmax),
+    ]:
         torch.testing.assert_close(ours(x), theirs(x, -1), equal_nan=True)
         assert ours(x)[:2].isnan().all()
-    assert softmax(x)[2].tolist() == [0.0, 1.0] and log_softmax(x)[2].tolist() == [-INF, 0.0]
+    assert softmax(x)[2].tolist() == [0.0, 1.0] and log_softmax(x)[2].tolist() == [
+        -INF,
+        0.0,
+    ]
 
 
 def test_softplus_and_log_sigmoid_at_infinity():
@@ -235,7 +285,12 @@ def _x(*values, requires_grad=True):
 @pytest.mark.parametrize("dim", [0, -1])
 def test_reduction_gradcheck(name, dim):
     ours, _ = REDUCTIONS[name]
-    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 10
+    x = (
+        torch.randn(
+            3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+        )
+        * 10
+    )
     x[1, :2] = x[1, 2]  # a row with a three-way tie at its maximum
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: ours(t, dim), (x,))
@@ -279,7 +334,10 @@ def test_gradient_of_a_fully_masked_row_is_zero_and_leaves_other_rows_alone():
     assert x.grad[0].tolist() == [0.0, 0.0, 0.0]
     torch.testing.assert_close(x.grad[1], torch.softmax(x.detach()[1], -1))
     # log_softmax of the finite entries: same gradient as torch on the unmasked row
-    for ours, theirs in [(log_softmax, torch.log_softmax), (softmax, torch.softmax)]:
+    for ours, theirs in [
+        (log_softmax, torch.log_softmax),
+        (softmax, torch.softmax),
+    ]:
         x.grad = None
         weights = _as64([0.3, 0.7, 0.0])
         (ours(x)[1] * weights).sum().backward()
@@ -298,7 +356,9 @@ def test_gradient_of_a_row_holding_plus_inf_is_zero():
 
 
 def test_float32_gradients_match_torch():
-    x = (30 * torch.randn(4, 7, generator=torch.Generator().manual_seed(2))).requires_grad_(True)
+    x = (
+        30 * torch.randn(4, 7, generator=torch.Generator().manual_seed(2))
+    ).requires_grad_(True)
     w = torch.randn(4, 7, generator=torch.Generator().manual_seed(3))
     for ours, theirs in REDUCTIONS.values():
         weights = w[:, 0] if ours is logsumexp else w  # one weight per output value
@@ -314,7 +374,9 @@ def test_float32_gradients_match_torch():
 def _float32_rows(seed: int) -> torch.Tensor:
     """Rows of 6 logits: spread at scales 1e-3..1e4, and confident rows [0, <= -20, ...]."""
     g = torch.Generator().manual_seed(seed)
-    spread = torch.cat([s * torch.randn(8, 6, generator=g) for s in (1e-3, 1.0, 30.0, 1e4)])
+    spread = torch.cat(
+        [s * torch.randn(8, 6, generator=g) for s in (1e-3, 1.0, 30.0, 1e4)]
+    )
     confident = -(20 + 10 * torch.rand(8, 6, generator=g))
     confident[:, 0] = 0.0
     return torch.cat([spread, confident])
@@ -326,7 +388,9 @@ def test_float32_reductions_are_correctly_rounded_and_never_worse_than_torch():
     exact = {
         "logsumexp": _as64([mp_logsumexp(r) for r in rows]),
         "log_softmax": _as64([[float(v - mp_lse(r)) for v in r] for r in rows]),
-        "softmax": _as64([[float(mpmath.exp(v - mp_lse(r))) for v in r] for r in rows]),
+        "softmax": _as64(
+            [[float(mpmath.exp(v - mp_lse(r))) for v in r] for r in rows]
+        ),
     }
     for name, (ours, theirs) in REDUCTIONS.items():
         ours_err = ulp_error(ours(x, -1), exact[name])
@@ -340,7 +404,10 @@ def test_float32_softplus_and_log_sigmoid_are_correctly_rounded():
     values = x.double().tolist()
     exact_sp = _as64([float(mpmath.log1p(mpmath.exp(v))) for v in values])
     exact_ls = _as64([float(-mpmath.log1p(mpmath.exp(-v))) for v in values])
-    cases = [(softplus, F.softplus, exact_sp), (log_sigmoid, F.logsigmoid, exact_ls)]
+    cases = [
+        (softplus, F.softplus, exact_sp),
+        (log_sigmoid, F.logsigmoid, exact_ls),
+    ]
     for ours, theirs, exact in cases:
         ours_err, torch_err = ulp_error(ours(x), exact), ulp_error(theirs(x), exact)
         assert ours_err.max().item() <= 0.5 + 1e-6
@@ -351,7 +418,9 @@ def test_float32_logsumexp_near_cancellation_follows_the_condition_number():
     # log-probabilities rounded to float32: LSE is ~0 by cancellation, condition number kappa up
     # to ~1e10; computing in float64 leaves an error of about kappa * 2^-53, kappa * 2^-29 ulps
     g = torch.Generator().manual_seed(4)
-    x = torch.log_softmax(1e-3 * torch.randn(40, 8, generator=g, dtype=torch.float64), -1).float()
+    x = torch.log_softmax(
+        1e-3 * torch.randn(40, 8, generator=g, dtype=torch.float64), -1
+    ).float()
     exact = _as64([mp_logsumexp(r) for r in x.double().tolist()])
     xd = x.double()
     kappa = (torch.softmax(xd, -1) * xd.abs()).sum(-1) / exact.abs()
@@ -376,7 +445,10 @@ def test_ulp_hand_values():
 def test_ulp_is_numpys_spacing_of_float32(y):
     # np.spacing(v) is the gap from v up to the next float32; it is ulp(v) except at powers of 2
     v = np.float32(y)
-    assert ulp([float(v)]).item() == float(np.spacing(v)) or math.log2(float(v)).is_integer()
+    assert (
+        ulp([float(v)]).item() == float(np.spacing(v))
+        or math.log2(float(v)).is_integer()
+    )
 
 
 def test_ulp_error_hand_values():
@@ -402,7 +474,9 @@ def test_integer_input_is_a_type_error(f):
         f(torch.tensor([1, 2, 3]))
     with pytest.raises(TypeError, match="floating-point dtype; got torch.bool"):
         f(torch.tensor([True]))
-    with pytest.raises(TypeError, match="must be a torch.Tensor, a NumPy array or a list"):
+    with pytest.raises(
+        TypeError, match="must be a torch.Tensor, a NumPy array or a list"
+    ):
         f("logits")
 
 
@@ -416,7 +490,9 @@ def test_empty_and_nan_input_are_value_errors(f):
 
 @pytest.mark.parametrize("f", WITH_DIM, ids=lambda f: f.__name__)
 def test_bad_dim(f):
-    with pytest.raises(ValueError, match="dim=2 is out of range for x with 2 dimension"):
+    with pytest.raises(
+        ValueError, match="dim=2 is out of range for x with 2 dimension"
+    ):
         f(torch.zeros(2, 3), 2)
     with pytest.raises(TypeError, match="dim must be an int; got float"):
         f(torch.zeros(2, 3), 1.0)
@@ -431,13 +507,21 @@ def test_ulp_bad_input():
 
 def test_ulp_error_bad_input():
     exact = torch.tensor([1.0], dtype=torch.float64)
-    with pytest.raises(TypeError, match="computed must be a torch.Tensor; got list"):
+    with pytest.raises(
+        TypeError, match="computed must be a torch.Tensor; got list"
+    ):
         ulp_error([1.0], exact)
-    with pytest.raises(TypeError, match="computed must have dtype float32, float16 or bfloat16"):
+    with pytest.raises(
+        TypeError, match="computed must have dtype float32, float16 or bfloat16"
+    ):
         ulp_error(exact, exact)
     with pytest.raises(TypeError, match="exact must be float64"):
         ulp_error(torch.tensor([1.0]), torch.tensor([1.0]))
-    with pytest.raises(ValueError, match=r"computed has shape \(2,\) but exact has \(1,\)"):
+    with pytest.raises(
+        ValueError, match=r"computed has shape \(2,\) but exact has \(1,\)"
+    ):
         ulp_error(torch.tensor([1.0, 2.0]), exact)
     with pytest.raises(ValueError, match="exact contains NaN"):
-        ulp_error(torch.tensor([1.0]), torch.tensor([math.nan], dtype=torch.float64))
+        ulp_error(
+            torch.tensor([1.0]), torch.tensor([math.nan], dtype=torch.float64)
+        )

@@ -10,7 +10,11 @@ CHAPTER_PAGE = re.compile(r"^book/\d\d_[\w-]+\.html$")
 
 def pages(site: Path) -> list[str]:
     """Every HTML page of the built site, as paths relative to its root, in a stable order."""
-    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
+    return sorted(
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if "_static" not in p.parts
+    )
 
 
 def chapter_pages(site: Path) -> list[str]:

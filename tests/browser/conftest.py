@@ -40,9 +40,13 @@ def site() -> Path:
     """The root of the built HTML book (``LOSSNOTES_SITE``)."""
     path = os.environ.get("LOSSNOTES_SITE")
     if not path:
-        pytest.skip("no built book: `make test-build` builds one and runs these tests on it")
+        pytest.skip(
+            "no built book: `make test-build` builds one and runs these tests on it"
+        )
     root = Path(path).resolve()
-    assert (root / "index.html").is_file(), f"LOSSNOTES_SITE={path} has no index.html: is it the HTML of a build?"
+    assert (root / "index.html").is_file(), (
+        f"LOSSNOTES_SITE={path} has no index.html: is it the HTML of a build?"
+    )
     return root
 
 
@@ -56,7 +60,9 @@ def server(site):
     """The built book served on 127.0.0.1 at a free port, for as long as the session lasts."""
     handler = functools.partial(_QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -68,7 +74,14 @@ def server(site):
 
 def _find(*names: str) -> str | None:
     for name in names:
-        found = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/lib/chromium/{name}") if Path(p).is_file()), None)
+        found = shutil.which(name) or next(
+            (
+                p
+                for p in (f"/usr/bin/{name}", f"/usr/lib/chromium/{name}")
+                if Path(p).is_file()
+            ),
+            None,
+        )
         if found:
             return found
     return None
@@ -81,7 +94,9 @@ def browser_paths() -> tuple[str, str]:
     driver = _find("chromedriver", "chromium-driver")
     if chromium and driver:
         return chromium, driver
-    missing = " and ".join(n for n, p in (("chromium", chromium), ("chromedriver", driver)) if not p)
+    missing = " and ".join(
+        n for n, p in (("chromium", chromium), ("chromedriver", driver)) if not p
+    )
     message = f"{missing} not found, so the real-browser test cannot run; install it with: {INSTALL_HINT}"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
@@ -101,8 +116,12 @@ def driver(browser_paths):
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     # "browser": the console; "performance": DevTools events, for every request the page makes
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    browser = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    options.set_capability(
+        "goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"}
+    )
+    browser = webdriver.Chrome(
+        options=options, service=Service(executable_path=chromedriver)
+    )
     browser.set_page_load_timeout(30)
     browser.set_script_timeout(30)
     try:

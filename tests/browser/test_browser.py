@@ -17,11 +17,16 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+from builtbook import (
+    CHAPTER_PAGE,
+    SCREENSHOTS,
+    chapter_pages,
+    pages,
+    screenshot_path,
+)
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-
-from builtbook import CHAPTER_PAGE, SCREENSHOTS, chapter_pages, pages, screenshot_path
 
 # Runs in the page once it has loaded: makes lazy images load, waits for them and for MathJax,
 # then reports what a reader would see.
@@ -62,7 +67,9 @@ const done = arguments[arguments.length - 1];
 """
 
 # TeX that MathJax should have replaced: display or inline delimiters, or a TeX command.
-RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(?:frac|sum|log|mathrm|operatorname)\b|\$[^\s$][^$]{0,80}\$")
+RAW_TEX = re.compile(
+    r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(?:frac|sum|log|mathrm|operatorname)\b|\$[^\s$][^$]{0,80}\$"
+)
 
 
 # Chromium asks every server for /favicon.ico whatever the page says; the 404 is not the book's.
@@ -72,7 +79,8 @@ FAVICON_404 = re.compile(r"/favicon\.ico - Failed to load resource")
 def console_errors(driver) -> list[str]:
     """The console's errors since the last call (reading the log empties it)."""
     return [
-        f"{e['level']}: {e['message']}" for e in driver.get_log("browser")
+        f"{e['level']}: {e['message']}"
+        for e in driver.get_log("browser")
         if e["level"] == "SEVERE" and not FAVICON_404.search(e["message"])
     ]
 
@@ -93,7 +101,9 @@ class Visit:
     report: dict
     console_errors: list[str]
     requests: list[str] = field(default_factory=list)
-    toggles: list[str] = field(default_factory=list)  # problems with exercises and solutions
+    toggles: list[str] = field(
+        default_factory=list
+    )  # problems with exercises and solutions
     exercises: int = 0
     solutions: int = 0
 
@@ -112,25 +122,37 @@ def check_exercises(driver) -> tuple[int, int, list[str]]:
     problems = []
     exercises = driver.find_elements(By.CSS_SELECTOR, "div.exercise.admonition")
     solutions = driver.find_elements(By.CSS_SELECTOR, "div.solution.admonition")
-    problems += [f"exercise {e.get_attribute('id')} is not shown" for e in exercises if not e.is_displayed()]
+    problems += [
+        f"exercise {e.get_attribute('id')} is not shown"
+        for e in exercises
+        if not e.is_displayed()
+    ]
     for solution in solutions:
         name = solution.get_attribute("id")
-        body = solution.find_elements(By.CSS_SELECTOR, ":scope > :not(.admonition-title)")
+        body = solution.find_elements(
+            By.CSS_SELECTOR, ":scope > :not(.admonition-title)"
+        )
         title = solution.find_element(By.CSS_SELECTOR, ":scope > .admonition-title")
         if not body:
             problems.append(f"solution {name} is empty")
             continue
         if any(b.is_displayed() for b in body):
-            problems.append(f"solution {name} is open before the reader asks for it")
+            problems.append(
+                f"solution {name} is open before the reader asks for it"
+            )
         for want_open in (True, False):
-            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", title)
+            driver.execute_script(
+                "arguments[0].scrollIntoView({block: 'center'})", title
+            )
             title.click()
             try:
                 WebDriverWait(driver, 3, poll_frequency=0.05).until(
                     lambda _: all(b.is_displayed() == want_open for b in body)
                 )
             except TimeoutException:
-                problems.append(f"solution {name} did not {'open' if want_open else 'close'} on a click")
+                problems.append(
+                    f"solution {name} did not {'open' if want_open else 'close'} on a click"
+                )
                 break
     return len(exercises), len(solutions), problems
 
@@ -148,18 +170,28 @@ def visits(driver, server, site) -> dict[str, Visit]:
         report = driver.execute_async_script(INSPECT)
         visit = Visit(page, report, console_errors(driver), requested_urls(driver))
         if page in first_two:
-            full_page_screenshot(driver, screenshot_path(page), report.get("height", 0))
+            full_page_screenshot(
+                driver, screenshot_path(page), report.get("height", 0)
+            )
         if page in chapters:
-            visit.exercises, visit.solutions, visit.toggles = check_exercises(driver)
+            visit.exercises, visit.solutions, visit.toggles = check_exercises(
+                driver
+            )
             visit.console_errors += console_errors(driver)
             visit.requests += requested_urls(driver)
         results[page] = visit
-    print(f"\nbrowser: {len(results)} pages in {time.monotonic() - start:.1f} s; screenshots in {SCREENSHOTS}")
+    print(
+        f"\nbrowser: {len(results)} pages in {time.monotonic() - start:.1f} s; screenshots in {SCREENSHOTS}"
+    )
     return results
 
 
 def test_pages_ran_their_checks(visits):
-    errors = [f"{v.page}: {v.report['error']}" for v in visits.values() if "error" in v.report]
+    errors = [
+        f"{v.page}: {v.report['error']}"
+        for v in visits.values()
+        if "error" in v.report
+    ]
     assert not errors, "the in-page check failed:\n" + "\n".join(errors)
 
 
@@ -169,28 +201,44 @@ def test_math_is_typeset(visits):
         r = v.report
         if r.get("math_sources"):
             if r["mathjax"] != "3.2.2":
-                problems.append(f"{v.page}: has math but MathJax 3.2.2 did not run (version {r['mathjax']})")
+                problems.append(
+                    f"{v.page}: has math but MathJax 3.2.2 did not run (version {r['mathjax']})"
+                )
             elif r["typeset"] < r["math_sources"]:
-                problems.append(f"{v.page}: {r['math_sources']} formulas but only {r['typeset']} typeset")
+                problems.append(
+                    f"{v.page}: {r['math_sources']} formulas but only {r['typeset']} typeset"
+                )
         if r.get("math_errors"):
             problems.append(f"{v.page}: MathJax errors {r['math_errors']}")
         raw = RAW_TEX.search(r.get("text", ""))
         if raw:
-            context = " ".join(r["text"][max(0, raw.start() - 80): raw.end() + 80].split())
+            context = " ".join(
+                r["text"][max(0, raw.start() - 80) : raw.end() + 80].split()
+            )
             problems.append(f"{v.page}: raw TeX left in the text: ...{context}...")
     assert not problems, "\n".join(problems)
     assert sum(v.report.get("typeset", 0) for v in visits.values()) > 100
 
 
 def test_every_image_loads(visits):
-    broken = [f"{v.page}: {src}" for v in visits.values() for src in v.report.get("broken_images", [])]
+    broken = [
+        f"{v.page}: {src}"
+        for v in visits.values()
+        for src in v.report.get("broken_images", [])
+    ]
     assert not broken, "images that did not load:\n" + "\n".join(broken)
     assert sum(v.report.get("images", 0) for v in visits.values()) >= 4
 
 
 def test_every_font_loads(visits):
     """The theme's and MathJax's web fonts come from _static and all load."""
-    broken = sorted({f"{v.page}: {family}" for v in visits.values() for family in v.report.get("broken_fonts", [])})
+    broken = sorted(
+        {
+            f"{v.page}: {family}"
+            for v in visits.values()
+            for family in v.report.get("broken_fonts", [])
+        }
+    )
     assert not broken, "fonts that failed to load:\n" + "\n".join(broken)
 
 
@@ -202,20 +250,35 @@ def test_no_console_errors(visits):
 def test_nothing_is_fetched_from_another_host(visits, server):
     """Every request the browser made (DevTools) and every resource loaded went to the server."""
     origin = urlsplit(server).netloc
-    remote = sorted({
-        f"{v.page}: {url}" for v in visits.values() for url in v.requests + v.report.get("resources", [])
-        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != origin
-    })
+    remote = sorted(
+        {
+            f"{v.page}: {url}"
+            for v in visits.values()
+            for url in v.requests + v.report.get("resources", [])
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss")
+            and urlsplit(url).netloc != origin
+        }
+    )
     assert not remote, "fetched from other hosts:\n" + "\n".join(remote)
-    assert all(v.requests for v in visits.values()), "DevTools logged no request: the check checks nothing"
+    assert all(v.requests for v in visits.values()), (
+        "DevTools logged no request: the check checks nothing"
+    )
 
 
 def test_exercises_show_and_solutions_toggle(visits):
     chapters = [v for v in visits.values() if CHAPTER_PAGE.match(v.page)]
     assert chapters
     problems = [f"{v.page}: {p}" for v in chapters for p in v.toggles]
-    problems += [f"{v.page}: only {v.exercises} exercises" for v in chapters if v.exercises < 3]
-    problems += [f"{v.page}: {v.exercises} exercises, {v.solutions} solutions" for v in chapters if v.solutions != v.exercises]
+    problems += [
+        f"{v.page}: only {v.exercises} exercises"
+        for v in chapters
+        if v.exercises < 3
+    ]
+    problems += [
+        f"{v.page}: {v.exercises} exercises, {v.solutions} solutions"
+        for v in chapters
+        if v.solutions != v.exercises
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -223,16 +286,30 @@ def test_screenshots_of_the_first_two_chapters(visits):
     chapters = [p for p in visits if CHAPTER_PAGE.match(p)][:2]
     for page in chapters:
         shot = screenshot_path(page)
-        assert shot.is_file() and shot.stat().st_size > 20_000, f"no screenshot of {page} in {SCREENSHOTS}"
+        assert shot.is_file() and shot.stat().st_size > 20_000, (
+            f"no screenshot of {page} in {SCREENSHOTS}"
+        )
 
 
 def test_search_finds_entropy(driver, server):
     driver.get(f"{server}/search.html?q=entropy")
     WebDriverWait(driver, 20).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results .search-summary")
-        and "found" in d.find_element(By.CSS_SELECTOR, "#search-results .search-summary").text.lower()
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#search-results .search-summary")
+            and "found"
+            in d.find_element(
+                By.CSS_SELECTOR, "#search-results .search-summary"
+            ).text.lower()
+        )
     )
-    hits = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a")]
-    assert any("02_entropy" in h for h in hits), f"searching 'entropy' did not find the entropy chapter: {hits}"
+    hits = [
+        a.get_attribute("href")
+        for a in driver.find_elements(
+            By.CSS_SELECTOR, "#search-results ul.search li a"
+        )
+    ]
+    assert any("02_entropy" in h for h in hits), (
+        f"searching 'entropy' did not find the entropy chapter: {hits}"
+    )
     errors = console_errors(driver)
     assert not errors, f"console errors on the search page: {errors}"

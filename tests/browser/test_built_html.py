@@ -40,7 +40,7 @@ class _Tags(HTMLParser):
             self.styles.append(data)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse(path: Path) -> _Tags:
     tags = _Tags()
     tags.feed(path.read_text(encoding="utf-8"))
@@ -49,21 +49,42 @@ def parse(path: Path) -> _Tags:
 
 def is_remote(url: str) -> bool:
     parts = urlsplit(url.strip())
-    return bool(parts.netloc) or parts.scheme not in ("", "data", "mailto", "javascript")
+    return bool(parts.netloc) or parts.scheme not in (
+        "",
+        "data",
+        "mailto",
+        "javascript",
+    )
 
 
 def loaded_urls(tags: _Tags) -> list[tuple[str, str]]:
     """(tag, url) of everything a browser fetches to render the page; ``<a href>`` is not."""
     urls = []
     for tag, attrs in tags.tags:
-        if tag in ("script", "img", "iframe", "source", "audio", "video", "embed", "track") and attrs.get("src"):
+        if tag in (
+            "script",
+            "img",
+            "iframe",
+            "source",
+            "audio",
+            "video",
+            "embed",
+            "track",
+        ) and attrs.get("src"):
             urls.append((tag, attrs["src"]))
-        if tag == "link" and attrs.get("href") and not {"next", "prev", "index", "search", "canonical", "alternate"} & set(attrs.get("rel", "").split()):
+        if (
+            tag == "link"
+            and attrs.get("href")
+            and not {"next", "prev", "index", "search", "canonical", "alternate"}
+            & set(attrs.get("rel", "").split())
+        ):
             urls.append((tag, attrs["href"]))
         if tag == "object" and attrs.get("data"):
             urls.append((tag, attrs["data"]))
     for style in tags.styles:
-        urls.extend(("style", u) for u in re.findall(r"url\(\s*['\"]?([^'\")]+)", style))
+        urls.extend(
+            ("style", u) for u in re.findall(r"url\(\s*['\"]?([^'\")]+)", style)
+        )
     return urls
 
 
@@ -72,8 +93,15 @@ def test_the_book_has_its_pages(site):
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     entries = re.findall(r"^\s*(?:-\s*file|root):\s*(\S+)\s*$", toc, flags=re.M)
     missing = [e for e in entries if f"{e}.html" not in built]
-    assert not missing, f"pages in _toc.yml that the build did not produce: {missing}"
-    assert {"search.html", "genindex.html", "book/api.html", "book/glossary.html"} <= built
+    assert not missing, (
+        f"pages in _toc.yml that the build did not produce: {missing}"
+    )
+    assert {
+        "search.html",
+        "genindex.html",
+        "book/api.html",
+        "book/glossary.html",
+    } <= built
 
 
 def test_no_page_loads_anything_from_another_host(site):
@@ -82,14 +110,19 @@ def test_no_page_loads_anything_from_another_host(site):
         for tag, url in loaded_urls(parse(site / page)):
             if is_remote(url):
                 remote.append(f"{page}: <{tag}> {url}")
-    assert not remote, "pages load assets from other hosts (readers without a CDN lose them):\n" + "\n".join(remote)
+    assert not remote, (
+        "pages load assets from other hosts (readers without a CDN lose them):\n"
+        + "\n".join(remote)
+    )
 
 
 def test_no_stylesheet_imports_from_another_host(site):
     remote = []
     for css in sorted((site / "_static").rglob("*.css")):
         text = css.read_text(encoding="utf-8", errors="replace")
-        for url in re.findall(r"(?:url\(\s*['\"]?|@import\s+['\"])([^'\")]+)", text):
+        for url in re.findall(
+            r"(?:url\(\s*['\"]?|@import\s+['\"])([^'\")]+)", text
+        ):
             if is_remote(url):
                 remote.append(f"{css.relative_to(site)}: {url}")
     assert not remote, "stylesheets fetch from other hosts:\n" + "\n".join(remote)
@@ -104,7 +137,9 @@ def test_local_assets_exist(site):
             target = (site / page).parent / urlsplit(url).path
             if not target.resolve().is_file():
                 broken.append(f"{page}: <{tag}> {url}")
-    assert not broken, "pages reference local files the build lacks:\n" + "\n".join(broken)
+    assert not broken, "pages reference local files the build lacks:\n" + "\n".join(
+        broken
+    )
 
 
 def test_internal_links_lead_to_pages(site):
@@ -116,19 +151,29 @@ def test_internal_links_lead_to_pages(site):
             if href and not is_remote(href) and path:
                 if not ((site / page).parent / path).resolve().exists():
                     broken.append(f"{page}: <a href={href!r}>")
-    assert not broken, "links to pages or files the build lacks:\n" + "\n".join(sorted(set(broken)))
+    assert not broken, "links to pages or files the build lacks:\n" + "\n".join(
+        sorted(set(broken))
+    )
 
 
 def test_math_pages_load_the_local_mathjax(site):
-    math_pages = [p for p in pages(site) if 'class="math' in (site / p).read_text(encoding="utf-8")]
+    math_pages = [
+        p
+        for p in pages(site)
+        if 'class="math' in (site / p).read_text(encoding="utf-8")
+    ]
     assert "book/02_entropy.html" in math_pages
     for page in math_pages:
-        scripts = [a.get("src", "") for t, a in parse(site / page).tags if t == "script"]
+        scripts = [
+            a.get("src", "") for t, a in parse(site / page).tags if t == "script"
+        ]
         assert any(urlsplit(s).path.endswith(MATHJAX_SCRIPT) for s in scripts), (
             f"{page} has math but does not load {MATHJAX_SCRIPT}: {[s for s in scripts if 'math' in s.lower()]}"
         )
     fonts = site / "_static/mathjax/output/chtml/fonts/woff-v2"
-    assert (site / MATHJAX_SCRIPT).is_file() and (fonts / "MathJax_Main-Regular.woff").is_file()
+    assert (site / MATHJAX_SCRIPT).is_file() and (
+        fonts / "MathJax_Main-Regular.woff"
+    ).is_file()
     assert (site / "_static/mathjax/input/tex/extensions/ams.js").is_file()
 
 
@@ -144,7 +189,9 @@ def test_chapters_have_alt_text_on_every_image(site):
                     f"{page}: <img src={attrs.get('src')!r}> has no alt text; set the cell's "
                     "mystnb.image.alt metadata (nbtools: code(..., alt=...))"
                 )
-    assert images >= len(chapters) // 2, f"only {images} figures in {len(chapters)} chapters"
+    assert images >= len(chapters) // 2, (
+        f"only {images} figures in {len(chapters)} chapters"
+    )
 
 
 def test_chapters_offer_their_notebook_for_download(site):
@@ -154,15 +201,27 @@ def test_chapters_offer_their_notebook_for_download(site):
         download = [h for h in links if h.endswith(f"_sources/book/{name}")]
         assert download, f"{page} has no download link to its notebook {name}"
         notebook = ((site / page).parent / download[0]).resolve()
-        assert notebook.is_file(), f"{page}: the download link {download[0]} points at nothing"
-        assert json.loads(notebook.read_text(encoding="utf-8"))["cells"], f"{notebook} is not a notebook"
+        assert notebook.is_file(), (
+            f"{page}: the download link {download[0]} points at nothing"
+        )
+        assert json.loads(notebook.read_text(encoding="utf-8"))["cells"], (
+            f"{notebook} is not a notebook"
+        )
 
 
 def test_chapters_render_exercises_and_collapsed_solutions(site):
     for page in chapter_pages(site):
-        classes = [a.get("class", "").split() for t, a in parse(site / page).tags if t == "div"]
+        classes = [
+            a.get("class", "").split()
+            for t, a in parse(site / page).tags
+            if t == "div"
+        ]
         exercises = sum("exercise" in c and "admonition" in c for c in classes)
         solutions = [c for c in classes if "solution" in c and "admonition" in c]
         assert exercises >= 3, f"{page}: {exercises} exercises rendered"
-        assert len(solutions) == exercises, f"{page}: {exercises} exercises but {len(solutions)} solutions"
-        assert all("dropdown" in c for c in solutions), f"{page}: a solution is not collapsed (dropdown)"
+        assert len(solutions) == exercises, (
+            f"{page}: {exercises} exercises but {len(solutions)} solutions"
+        )
+        assert all("dropdown" in c for c in solutions), (
+            f"{page}: a solution is not collapsed (dropdown)"
+        )

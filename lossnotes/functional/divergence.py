@@ -1,0 +1,184 @@
+r"""Divergence losses: ``kl_div`` and WeNet's label-smoothing KL loss (chapter 10)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+from lossnotes._checks import (
+    as_float_tensor,
+    check_finite,
+    check_no_nan,
+    check_reduction,
+)
+from lossnotes.functional._common import (
+    _check_bool,
+    _check_class_target,
+    _check_int,
+    _check_real,
+    _check_same_shape_as_input,
+)
+from lossnotes.stability import log_softmax
+
+#: The reductions of :func:`kl_div`, as ``torch.nn.functional.kl_div`` accepts them.
+KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
+
+# Word for word what torch.nn.functional.kl_div (PyTorch 2.13) warns for reduction="mean".
+KL_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size."
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)
+
+
+def kl_div(
+    input, target, reduction: str = "mean", log_target: bool = False
+) -> Tensor:
+    r"""KL divergence loss, as ``torch.nn.functional.kl_div``: ``input`` is log-probabilities.
+
+    .. math::
+        \ell_i = y_i \,(\log y_i - x_i), \qquad
+        \text{so}\ \sum_i \ell_i = \mathrm{KL}(y \,\|\, e^{x}) = \sum_i y_i \log \frac{y_i}{q_i}
+
+    with :math:`x = \log q` the model's log-probabilities (``input``) and :math:`y` the target
+    probabilities: the divergence of the model *from the target*, the argument order opposite
+    to the mathematical :math:`\mathrm{KL}(y \,\|\, q)`. A target entry 0 contributes 0
+    (:math:`0 \log 0 = 0`). With ``log_target=True`` the target is given as :math:`\log y` and
+    :math:`\ell_i = e^{\log y_i} (\log y_i - x_i)`.
+
+    Reductions: ``"none"`` (the pointwise :math:`\ell`), ``"sum"``, ``"batchmean"`` (the sum
+    divided by ``input.size(0)``: the true KL per sample when rows are distributions), and
+    ``"mean"`` (the sum divided by *every* element, i.e. by batch size times number of classes:
+    not a KL divergence). ``"mean"`` is the default and warns with PyTorch's own
+    ``UserWarning``, exactly as ``torch.nn.functional.kl_div`` does.
+
+    Unlike PyTorch, ``input`` and ``target`` must have the same shape (no broadcasting), and a
+    negative probability target is rejected (PyTorch returns NaN).
+
+    Args:
+        input: log-probabilities :math:`\log q` (e.g. ``log_softmax`` output), any shape;
+            ``-inf`` allowed.
+        target: same shape: probabilities (``log_target=False``) or log-probabilities.
+        reduction: ``"none"``, ``"batchmean"``, ``"sum"`` or ``"mean"``.
+        log_target: whether ``target`` holds log-probabilities.
+
+    Returns:
+        The pointwise loss (``"none"``) or a 0-dim tensor.
+
+    Raises:
+        TypeError: ``input`` or ``target`` is not floating point, or ``log_target`` is not a bool.
+        ValueError: shapes differ, NaN in either, a negative ``target`` with
+            ``log_target=False``, or an unknown ``reduction``.
+
+    Example:
+        >>> q = torch.tensor([[0.5, 0.25, 0.25]])
+        >>> y = torch.tensor([[0.25, 0.25, 0.5]])
+        >>> kl_div(q.log(), y, reduction="batchmean")  # 0.25 log 0.5 + 0.5 log 2 = 0.25 log 2
+        tensor(0.1733)
+
+    References:
+        Kullback & Leibler (1951); PyTorch ``torch.nn.KLDivLoss``.
+    """
+    x = as_float_tensor(input, "input")
+    y = as_float_tensor(target, "target")
+    check_reduction(reduction, KL_REDUCTIONS)
+    _check_bool(log_target, "log_target")
+    _check_same_shape_as_input(y, x)
+    check_no_nan(x, "input")
+    check_no_nan(y, "target")
+    if log_target:
+        pointwise = torch.exp(y) * (y - x)
+    else:
+        if (y < 0).any():
+            raise ValueError(
+                f"target has a negative value {y.min().item():g}; with log_target=False it holds "
+                f"probabilities (>= 0); pass log-probabilities with log_target=True"
+            )
+        pointwise = torch.xlogy(y, y) - y * x
+    if reduction == "none":
+        return pointwise
+    if reduction == "mean":
+        warnings.warn(KL_MEAN_WARNING, stacklevel=2)
+        return pointwise.mean()
+    total = pointwise.sum()
+    return total / x.size(0) if reduction == "batchmean" and x.dim() > 0 else total
+
+
+def label_smoothing_kl_loss(
+    input,
+    target,
+    smoothing: float,
+    padding_idx: int = -1,
+    normalize_length: bool = False,
+) -> Tensor:
+    r"""Label-smoothing loss of sequence models, as in WeNet's ``LabelSmoothingLoss``.
+
+    The smoothed target of a token with class :math:`y` over :math:`C` classes is
+
+    .. math::
+        t_k = \begin{cases} 1 - \varepsilon & k = y \\ \varepsilon / (C - 1) & k \ne y \end{cases}
+
+    and the loss is the KL divergence from it to the model,
+    :math:`\mathrm{KL}(t \,\|\, q) = \sum_k t_k (\log t_k - \log q_k)` with
+    :math:`\log q = \operatorname{log\_softmax}(\text{input})`, summed over the tokens whose
+    target is not ``padding_idx`` and divided by the batch size :math:`B` (default) or by the
+    number of non-padding tokens (``normalize_length=True``; NaN when there are none, as in
+    WeNet). It differs from the cross-entropy with the same smoothed target,
+    :math:`H(t, q) = H(t) + \mathrm{KL}(t \,\|\, q)`, by the constant entropy :math:`H(t)` per
+    token: the same gradient, a smaller number. PyTorch's ``label_smoothing`` argument of
+    ``cross_entropy`` instead puts :math:`\varepsilon / C` on every class, the true one included.
+
+    Args:
+        input: logits of shape ``(B, T, C)``, finite, :math:`C \ge 2`.
+        target: class indices of shape ``(B, T)``, integer dtype, in ``0..C-1`` or ``padding_idx``.
+        smoothing: :math:`\varepsilon \in [0, 1)`; 0 gives the negative log-likelihood.
+        padding_idx: the target value of padding positions (WeNet's ``IGNORE_ID`` is -1).
+        normalize_length: divide by the number of non-padding tokens instead of :math:`B`.
+
+    Returns:
+        A 0-dim tensor of ``input``'s dtype.
+
+    Raises:
+        TypeError: ``input`` not floating point, ``target`` not an integer tensor,
+            ``smoothing`` not a real number, ``padding_idx`` not an int or
+            ``normalize_length`` not a bool.
+        ValueError: ``input`` not 3-D, :math:`C < 2`, non-finite logits, ``target`` of the
+            wrong shape or with a class out of range, ``smoothing`` outside [0, 1).
+
+    Example:
+        >>> logits = torch.zeros(1, 2, 3)  # uniform model over 3 classes, 2 tokens
+        >>> target = torch.tensor([[0, -1]])  # the second token is padding
+        >>> label_smoothing_kl_loss(logits, target, smoothing=0.0)  # one token of log 3
+        tensor(1.0986)
+
+    References:
+        Yao et al. (2021), WeNet, ``wenet/transformer/label_smoothing_loss.py``;
+        Szegedy et al. (2016), section 7; Müller et al. (2019).
+    """
+    x = as_float_tensor(input, "input")
+    if x.dim() != 3:
+        raise ValueError(
+            f"input must have shape (B, T, C); got {x.dim()} dimension(s) {tuple(x.shape)}"
+        )
+    num_classes = x.size(2)
+    if num_classes < 2:
+        raise ValueError(
+            f"input must have at least 2 classes (C >= 2) to smooth over; got C={num_classes}"
+        )
+    check_finite(x, "input")
+    eps = _check_real(smoothing, "smoothing", 0.0, 1.0, high_open=True)
+    padding_idx = _check_int(padding_idx, "padding_idx")
+    _check_bool(normalize_length, "normalize_length")
+    index, keep = _check_class_target(
+        target, x.shape[:2], num_classes, padding_idx, "padding_idx"
+    )
+    smoothed = torch.full_like(x, eps / (num_classes - 1)).scatter(
+        2, index.unsqueeze(2), 1.0 - eps
+    )
+    per_token = (
+        torch.xlogy(smoothed, smoothed) - smoothed * log_softmax(x, dim=2)
+    ).sum(dim=2)
+    total = torch.where(keep, per_token, 0.0).sum()
+    return total / (keep.sum() if normalize_length else x.size(0))
