@@ -1,8 +1,8 @@
 """Shared test set-up: hypothesis profiles.
 
-Under CI=true the "ci" profile runs a fixed, derandomized set of examples with a bounded
-budget, so CI is reproducible and quick; locally the "dev" profile explores new examples on
-every run. Choose one explicitly with HYPOTHESIS_PROFILE=ci|dev.
+Under CI=true the "ci" profile runs a fixed, derandomized set of examples with a
+bounded budget, so CI is reproducible and quick; locally the "dev" profile explores
+new examples on every run. Choose one explicitly with HYPOTHESIS_PROFILE=ci|dev.
 """
 
 import os

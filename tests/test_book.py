@@ -1,9 +1,9 @@
 """Guards that make `pytest --nbval` mean something.
 
-nbval compares what a notebook prints now with what is stored. A notebook that was never
-executed stores nothing, so nbval would pass it without checking anything: these tests make
-sure every chapter was run top to bottom, is in the table of contents, and hides no output
-without saying why.
+nbval compares what a notebook prints now with what is stored. A notebook that was
+never executed stores nothing, so nbval would pass it without checking anything:
+these tests make sure every chapter was run top to bottom, is in the table of
+contents, and hides no output without saying why.
 """
 
 import json
@@ -60,8 +60,10 @@ def test_notebook_was_executed_top_to_bottom(path):
     counts = [c["execution_count"] for c in cells]
     expected = list(range(1, len(cells) + 1))
     assert counts == expected, (
-        f"{path.name}: execution counts {counts}, expected {expected}; run it top to bottom "
-        f"in a fresh kernel (make execute NB={path.relative_to(ROOT)}) and commit the outputs"
+        f"{path.name}: execution counts {counts}, expected {expected}; run it top "
+        "to bottom "
+        f"in a fresh kernel (make execute NB={path.relative_to(ROOT)}) and commit "
+        "the outputs"
     )
 
 
@@ -69,9 +71,11 @@ def test_notebook_was_executed_top_to_bottom(path):
 def test_notebook_has_stored_outputs(path):
     cells = code_cells(path)
     with_output = [c for c in cells if c["outputs"]]
-    # An assertion cell may print nothing, but a chapter whose cells print nothing checks nothing.
+    # An assertion cell may print nothing, but a chapter whose cells print nothing
+    # checks nothing.
     assert len(with_output) >= len(cells) // 2, (
-        f"{path.name}: only {len(with_output)} of {len(cells)} code cells have stored outputs"
+        f"{path.name}: only {len(with_output)} of {len(cells)} code cells have "
+        "stored outputs"
     )
     errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors, (
@@ -95,13 +99,15 @@ def test_nbval_markers_say_why(path):
                     if line.strip().startswith("#") and marker not in line
                 ]
                 assert comments, (
-                    f"{path.name}: a cell uses {marker} without a comment saying why"
+                    f"{path.name}: a cell uses {marker} without a comment saying "
+                    "why"
                 )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_object_reprs_in_outputs(path):
-    """Memory addresses (``<... at 0x7f...>``) differ on every run; they must never be stored."""
+    """Memory addresses (``<... at 0x7f...>``) differ on every run; they must never
+    be stored."""
     for cell in code_cells(path):
         for out in cell["outputs"]:
             text = "".join(out.get("text", "")) + "".join(
