@@ -13,12 +13,25 @@ PIP_VERSION := 26.3
 NBVAL := $(BIN)/python -m pytest --nbval --nbval-current-env -p no:cacheprovider book/
 
 .PHONY: book test test-unit test-notebooks test-build test-portable lint format lock \
-        execute kernel bench clean
+        execute kernel bench clean pdf
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --path-output _build/book-build
 	rm -rf _build/html && cp -r _build/book-build/_build/html _build/html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+# The whole book as one PDF, _build/loss-notes.pdf: the single-page HTML printed by headless
+# Chromium once MathJax has typeset it (scripts/make_pdf.py), then checked (tests/test_pdf.py).
+# It is put next to the HTML book, whose landing page then links to it (and every later
+# `make book` does the same, scripts/book_assets.py).
+PDF := _build/loss-notes.pdf
+pdf: $(STAMP)
+	rm -rf _build/pdf-build
+	$(BIN)/jupyter-book build . --builder singlehtml --path-output _build/pdf-build -W -n --keep-going
+	$(BIN)/python scripts/make_pdf.py _build/pdf-build/_build/singlehtml $(PDF)
+	LOSSNOTES_PDF=$(PDF) $(BIN)/python -m pytest tests/test_pdf.py -q -p no:cacheprovider
+	@if [ -d _build/html ]; then $(BIN)/python scripts/make_pdf.py --publish $(PDF) _build/html; fi
+	rm -rf _build/pdf-build
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint test-unit test-notebooks test-build

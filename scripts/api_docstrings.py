@@ -1,12 +1,16 @@
-"""Sphinx extension for ``book/api.md``: module constants keep their ``#:`` comments as written.
+"""Sphinx extension for ``book/api.md``: module constants keep their ``#:`` comments
+as written.
 
-napoleon reads the first line of a constant's doc comment as "type: description", so the
-comment "PyTorch's floor under p(1 - p) in the gradient of binary_cross_entropy: 1e-12 ..." of
-``lossnotes.functional.BCE_GRAD_EPS`` was rendered with "PyTorch's floor ..." as its *type*. In ``lossnotes`` a doc comment is prose and the
-type is the value's own, so this extension hands napoleon's result for data and attributes back
-to the comment as written: it keeps the lines before napoleon runs and restores them after.
+napoleon reads the first line of a constant's doc comment as "type: description", so
+the comment "PyTorch's floor under p(1 - p) in the gradient of binary_cross_entropy:
+1e-12 ..." of ``lossnotes.functional.BCE_GRAD_EPS`` was rendered with "PyTorch's
+floor ..." as its *type*. In ``lossnotes`` a doc comment is prose and the type is
+the value's own, so this extension hands napoleon's result for data and attributes
+back to the comment as written: it keeps the lines before napoleon runs and restores
+them after.
 
-``_config.yml`` enables it with ``sphinx: local_extensions: {api_docstrings: scripts/}``.
+``_config.yml`` enables it with ``sphinx: local_extensions: {api_docstrings:
+scripts/}``.
 """
 
 from sphinx.application import Sphinx

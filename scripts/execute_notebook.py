@@ -1,9 +1,10 @@
-"""Execute notebooks top to bottom in a fresh kernel and store their outputs in place.
+"""Execute notebooks top to bottom in a fresh kernel and store their outputs in
+place.
 
 Usage: python scripts/execute_notebook.py book/01_information.ipynb [more.ipynb ...]
 
-The kernel is this interpreter (the project's .venv), the same one `make test` gives nbval,
-so what is stored is what CI re-checks.
+The kernel is this interpreter (the project's .venv), the same one `make test` gives
+nbval, so what is stored is what CI re-checks.
 """
 
 import sys

@@ -1,8 +1,9 @@
-"""Tests of kl_div, label_smoothing_kl_loss, focal_loss and sigmoid_focal_loss (chapters 10-12).
+"""Tests of kl_div, label_smoothing_kl_loss, focal_loss and sigmoid_focal_loss
+(chapters 10-12).
 
-Against torch where torch has the function (``F.kl_div``; ``F.cross_entropy`` for focal loss with
-gamma = 0), against WeNet's and torchvision's code written out independently below, and against
-values derived by hand or with mpmath.
+Against torch where torch has the function (``F.kl_div``; ``F.cross_entropy`` for
+focal loss with gamma = 0), against WeNet's and torchvision's code written out
+independently below, and against values derived by hand or with mpmath.
 """
 
 import math
@@ -33,7 +34,7 @@ def randn(seed: int, *shape, scale: float = 3.0) -> torch.Tensor:
 
 
 def value_and_grad(fn, x: torch.Tensor):
-    """``fn(x)`` and the gradient of its sum with respect to ``x`` (a fresh leaf)."""
+    """``fn(x)`` and the gradient of its sum with respect to ``x`` (a new leaf)."""
     x = x.detach().clone().requires_grad_(True)
     out = fn(x)
     (g,) = torch.autograd.grad(out.sum(), x)
@@ -58,7 +59,7 @@ shapes = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)
 seeds = st.integers(0, 2**31 - 1)
 
 
-# --- kl_div ------------------------------------------------------------------------------------
+# --- kl_div -----------------------------------------------------------------------
 
 
 @given(
@@ -149,7 +150,8 @@ def test_kl_div_batchmean_is_the_true_kl_per_sample_and_mean_is_not():
 
 
 def test_kl_div_hand_value_and_zero_dim_batchmean():
-    # KL([1/4, 1/4, 1/2] || [1/2, 1/4, 1/4]) = 1/4 log(1/2) + 0 + 1/2 log 2 = 1/4 log 2
+    # KL([1/4, 1/4, 1/2] || [1/2, 1/4, 1/4]) = 1/4 log(1/2) + 0 + 1/2 log 2 = 1/4
+    # log 2
     q = torch.tensor([0.5, 0.25, 0.25], dtype=D)
     p = torch.tensor([0.25, 0.25, 0.5], dtype=D)
     assert kl_div(q.log(), p, reduction="sum").item() == pytest.approx(
@@ -235,13 +237,15 @@ def test_kl_div_negative_log_target_is_fine():
     ).isfinite()
 
 
-# --- label_smoothing_kl_loss ----------------------------------------------------------------------
+# --- label_smoothing_kl_loss ------------------------------------------------------
 
 
 def wenet_label_smoothing_loss(
     x, target, size, padding_idx, smoothing, normalize_length
 ):
-    """WeNet's LabelSmoothingLoss.forward, written out from wenet/transformer/label_smoothing_loss.py."""
+    """WeNet's LabelSmoothingLoss.forward, written out from
+    wenet/transformer/label_smoothing_loss.py.
+    """
     criterion = torch.nn.KLDivLoss(reduction="none")
     confidence = 1.0 - smoothing
     batch_size = x.size(0)
@@ -300,7 +304,8 @@ def test_label_smoothing_matches_wenet_in_value_and_gradient(
 
 @given(sequence_batches(), st.floats(0, 0.99))
 def test_label_smoothing_is_cross_entropy_minus_target_entropy(batch, eps):
-    # H(t, q) = H(t) + KL(t || q): the KL loss is the soft-target cross-entropy less H(t) per token
+    # H(t, q) = H(t) + KL(t || q): the KL loss is the soft-target cross-entropy less
+    # H(t) per token
     x, target = batch
     b, t, c = x.shape
     keep = target != -1
@@ -317,7 +322,8 @@ def test_label_smoothing_is_cross_entropy_minus_target_entropy(batch, eps):
 
 
 def test_label_smoothing_hand_values():
-    # uniform model over C = 4, eps = 0.1: KL(t || u) = log 4 - H(t), H(t) = -(0.9 log 0.9 + 0.1 log(0.1/3))
+    # uniform model over C = 4, eps = 0.1: KL(t || u) = log 4 - H(t), H(t) = -(0.9
+    # log 0.9 + 0.1 log(0.1/3))
     h_t = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1 / 3))
     x = torch.zeros(2, 3, 4, dtype=D)
     target = torch.tensor(
@@ -465,12 +471,14 @@ def test_label_smoothing_errors(x, target, kwargs, error, match):
         label_smoothing_kl_loss(x, target, **kwargs)
 
 
-# --- focal_loss ---------------------------------------------------------------------------------
+# --- focal_loss -------------------------------------------------------------------
 
 
 @st.composite
 def classification_batches(draw):
-    """Logits (N, C, *extra) in float64 and targets with some positions set to ignore_index."""
+    """Logits (N, C, *extra) in float64 and targets with some positions set to
+    ignore_index.
+    """
     n, c = draw(st.integers(1, 6)), draw(st.integers(2, 6))
     extra = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
     seed = draw(seeds)
@@ -506,8 +514,8 @@ def test_focal_loss_with_gamma_zero_is_cross_entropy(batch, reduction):
     st.sampled_from(["none", "mean", "sum"]),
 )
 def test_focal_loss_matches_the_formula(batch, gamma, with_alpha, reduction):
-    # the paper's -alpha_t (1 - p_t)^gamma log p_t written directly with torch.softmax;
-    # "mean" divides by the number of non-ignored positions
+    # the paper's -alpha_t (1 - p_t)^gamma log p_t written directly with
+    # torch.softmax; "mean" divides by the number of non-ignored positions
     x, target = batch
     c = x.size(1)
     alpha = torch.linspace(0.1, 1.0, c, dtype=D) if with_alpha else None
@@ -516,8 +524,9 @@ def test_focal_loss_matches_the_formula(batch, gamma, with_alpha, reduction):
 
     def reference(t):
         log_pt = torch.log_softmax(t, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
-        # 1 - p_t as the sum of the other classes' probabilities: no cancellation, and never
-        # exactly 0 here (logit gaps stay far below 745), so (1 - p_t)^gamma has a finite slope
+        # 1 - p_t as the sum of the other classes' probabilities: no cancellation,
+        # and never exactly 0 here (logit gaps stay far below 745), so (1 -
+        # p_t)^gamma has a finite slope
         others = (
             torch.softmax(t, dim=1).scatter(1, safe.unsqueeze(1), 0.0).sum(dim=1)
         )
@@ -568,7 +577,8 @@ def test_focal_loss_hand_values():
 
 
 def test_focal_loss_alpha_mean_divides_by_count_not_by_weights():
-    # cross_entropy(weight=alpha) divides by sum_n alpha_{y_n}; focal_loss by the count of samples
+    # cross_entropy(weight=alpha) divides by sum_n alpha_{y_n}; focal_loss by the
+    # count of samples
     x = randn(11, 6, 3)
     target = torch.tensor([0, 1, 2, 2, -100, 1])
     alpha = torch.tensor([0.25, 1.0, 2.0], dtype=D)
@@ -585,7 +595,8 @@ def test_focal_loss_alpha_mean_divides_by_count_not_by_weights():
 
 
 def test_focal_loss_is_accurate_for_confident_predictions():
-    # logits [0, 40], target 1: 1 - p_t = e^-40/(1 + e^-40), log p_t = -log1p(e^-40); gamma 2
+    # logits [0, 40], target 1: 1 - p_t = e^-40/(1 + e^-40), log p_t =
+    # -log1p(e^-40); gamma 2
     with mpmath.workdps(50):
         q = mpmath.exp(-40) / (1 + mpmath.exp(-40))
         exact = float(q**2 * mpmath.log1p(mpmath.exp(-40)))
@@ -660,7 +671,7 @@ def test_focal_loss_gradcheck():
             torch.tensor([0, 1]),
             {"alpha": torch.ones(2)},
             ValueError,
-            r"alpha must have shape \(3,\)",
+            r"alpha must hold one weight per class, shape \(3,\)",
         ),
         (
             torch.zeros(2, 3),
@@ -718,16 +729,18 @@ def test_focal_loss_errors(x, target, kwargs, error, match):
         focal_loss(x, target, **kwargs)
 
 
-# --- sigmoid_focal_loss ---------------------------------------------------------------------------
+# --- sigmoid_focal_loss -----------------------------------------------------------
 
 
 def torchvision_sigmoid_focal_loss(
     inputs, targets, alpha=0.25, gamma=2.0, reduction="none"
 ):
-    """torchvision.ops.sigmoid_focal_loss, written out from torchvision/ops/focal_loss.py.
+    """torchvision.ops.sigmoid_focal_loss, written out from
+    torchvision/ops/focal_loss.py.
 
-    torchvision cannot be installed beside this torch, so its few lines are transcribed here,
-    independently of lossnotes: probabilities from torch.sigmoid, 1 - p_t by subtraction.
+    torchvision cannot be installed beside this torch, so its few lines are
+    transcribed here, independently of lossnotes: probabilities from torch.sigmoid,
+    1 - p_t by subtraction.
     """
     p = torch.sigmoid(inputs)
     ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
@@ -750,7 +763,8 @@ def torchvision_sigmoid_focal_loss(
 def test_sigmoid_focal_loss_matches_torchvision(
     shape, seed, alpha, gamma, soft, reduction
 ):
-    # |logit| <= 15 keeps torchvision's 1 - p_t (a subtraction) accurate enough to compare
+    # |logit| <= 15 keeps torchvision's 1 - p_t (a subtraction) accurate enough to
+    # compare
     x = randn(seed, *shape).clamp(-15, 15)
     g = torch.Generator().manual_seed(seed)
     y = (
@@ -779,7 +793,7 @@ def test_sigmoid_focal_loss_hand_values():
     assert sigmoid_focal_loss(x, y).tolist() == pytest.approx(expected, rel=1e-14)
     # alpha < 0 disables the alpha_t factor
     assert sigmoid_focal_loss(x, y, alpha=-1).tolist() == pytest.approx(
-        [e / a for e, a in zip(expected, [0.25, 0.75, 0.25])]
+        [e / a for e, a in zip(expected, [0.25, 0.75, 0.25], strict=True)]
     )
     assert sigmoid_focal_loss(x, y, reduction="sum").item() == pytest.approx(
         sum(expected), rel=1e-14
@@ -790,7 +804,8 @@ def test_sigmoid_focal_loss_hand_values():
 
 
 def test_sigmoid_focal_loss_stays_accurate_where_torchvisions_form_rounds_to_zero():
-    # x = 50, y = 1: 1 - p_t = sigma(-50) ~ e^-50, but 1 - sigmoid(50) rounds to 0 in float64
+    # x = 50, y = 1: 1 - p_t = sigma(-50) ~ e^-50, but 1 - sigmoid(50) rounds to 0
+    # in float64
     with mpmath.workdps(50):
         s = 1 / (1 + mpmath.exp(50))
         exact = float(0.25 * s**2 * mpmath.log1p(mpmath.exp(-50)))

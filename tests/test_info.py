@@ -1,4 +1,4 @@
-"""Tests of lossnotes.info against SciPy, PyTorch, mpmath and values derived by hand."""
+"""Tests of lossnotes.info against SciPy, PyTorch, mpmath and values by hand."""
 
 import math
 
@@ -16,6 +16,7 @@ from lossnotes.info import (
     cross_entropy,
     entropy,
     kl_divergence,
+    sum_tolerance,
     surprisal,
 )
 
@@ -38,7 +39,7 @@ distributions = (
 )
 
 
-# --- surprisal --------------------------------------------------------------------------------
+# --- surprisal --------------------------------------------------------------------
 
 
 def test_surprisal_hand_values():
@@ -81,18 +82,24 @@ def test_surprisal_keeps_shape_and_dtype():
     assert out.shape == p.shape and out.dtype == torch.float64
 
 
-# --- entropy ----------------------------------------------------------------------------------
+# --- entropy ----------------------------------------------------------------------
 
 
 def test_entropy_source_examples():
     # uniform over 4: log2 4 = 2 bits exactly
     assert entropy([0.25, 0.25, 0.25, 0.25], base=2).item() == 2.0
-    # [0.1, 0.1, 0.1, 0.7]: 3 * 0.1 * log2 10 + 0.7 * log2(1/0.7), by hand 1.3568 bits
-    skewed = 3 * 0.1 * math.log2(10) + 0.7 * math.log2(1 / 0.7)
+    # [0.1, 0.1, 0.1, 0.7]: 0.3 log2 10 + 0.7 log2(1/0.7) = 1.3567796494470395 bits
+    # (mpmath at 30 digits); the float32 list is within its rounding, the float64
+    # tensor to 1e-15
+    skewed = 1.3567796494470395
     assert entropy([0.1, 0.1, 0.1, 0.7], base=2).item() == pytest.approx(
         skewed, rel=1e-6
     )
-    assert skewed == pytest.approx(1.3568, abs=1e-4)
+    p64 = torch.tensor([0.1, 0.1, 0.1, 0.7], dtype=torch.float64)
+    assert entropy(p64, base=2).item() == pytest.approx(skewed, rel=1e-15)
+    with mpmath.workdps(30):
+        exact = -sum(x * mpmath.log(x, 2) for x in map(mpmath.mpf, p64.tolist()))
+    assert entropy(p64, base=2).item() == pytest.approx(float(exact), rel=1e-15)
 
 
 def test_entropy_of_certain_outcome_is_zero():
@@ -146,7 +153,7 @@ def test_entropy_gradient_matches_formula():
     torch.testing.assert_close(p.grad, -(torch.log(p.detach()) + 1))
 
 
-# --- bad input --------------------------------------------------------------------------------
+# --- bad input --------------------------------------------------------------------
 
 
 #: Values no probability can take, and the words the error must use.
@@ -208,7 +215,7 @@ def test_entropy_rejects_bad_dim():
         entropy([[0.5, 0.5]], dim=2)
 
 
-# --- cross-entropy and KL divergence ----------------------------------------------------------
+# --- cross-entropy and KL divergence ----------------------------------------------
 
 pairs = (
     st.integers(1, 12)
@@ -229,7 +236,8 @@ pairs = (
 
 
 def test_source_table_by_hand():
-    # the 3-sample table of the source posts: targets are classes 2, 1, 0, so the losses are
+    # the 3-sample table of the source posts: targets are classes 2, 1, 0, so the
+    # losses are
     # -ln 0.7, -ln 0.4, -ln 0.1 and their mean is 1.19185 nats
     predicted = torch.tensor(
         [[0.1, 0.2, 0.7], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]], dtype=torch.float64
@@ -250,8 +258,8 @@ def test_source_table_by_hand():
 
 
 def test_skewed_lottery_against_uniform_by_hand():
-    # coding the skewed lottery with the uniform code: H(p, u) = log2 4 = 2 bits exactly, and
-    # KL(p || u) = 2 - H(p) = 2 - 1.3568 bits
+    # coding the skewed lottery with the uniform code: H(p, u) = log2 4 = 2 bits
+    # exactly, and KL(p || u) = 2 - H(p) = 2 - 1.3568 bits
     p = [0.1, 0.1, 0.1, 0.7]
     assert cross_entropy(p, [0.25] * 4, base=2).item() == pytest.approx(
         2.0, rel=1e-7
@@ -294,29 +302,31 @@ def test_kl_matches_torch_distributions():
 
 
 def test_cross_entropy_matches_torch_soft_targets():
-    # F.cross_entropy with probability targets computes -sum p log softmax(x); with x = log q
-    # that is H(p, q)
+    # F.cross_entropy with probability targets computes -sum p log softmax(x); with
+    # x = log q that is H(p, q)
     p, q = random_distributions(14, 50, 6), random_distributions(15, 50, 6)
     expected = torch.nn.functional.cross_entropy(q.log(), p, reduction="none")
     torch.testing.assert_close(cross_entropy(p, q), expected)
 
 
 def test_kl_matches_mpmath_when_q_is_close_to_p():
-    # KL is about 1e-6 / (2 * 0.21) = 2.4e-6 here, far below the two entropies it separates
+    # KL is about 1e-6 / (2 * 0.21) = 2.4e-6 here, far below the two entropies it
+    # separates
     p = torch.tensor([0.3, 0.7], dtype=torch.float64)
     q = torch.tensor([0.301, 0.699], dtype=torch.float64)
     with mpmath.workdps(50):
         expected = float(
             sum(
                 mpmath.mpf(a) * mpmath.log(mpmath.mpf(a) / mpmath.mpf(b))
-                for a, b in zip(p.tolist(), q.tolist())
+                for a, b in zip(p.tolist(), q.tolist(), strict=True)
             )
         )
     assert kl_divergence(p, q).item() == pytest.approx(expected, rel=1e-9)
 
 
 def test_subnormal_q_gives_a_finite_kl():
-    # -log(1e-310) = 713.8 nats: large but finite; a ratio p / q would overflow to inf
+    # -log(1e-310) = 713.8 nats: large but finite; a ratio p / q would overflow to
+    # inf
     q = torch.tensor([1e-310, 1 - 1e-310], dtype=torch.float64)
     p = torch.tensor([1.0, 0.0], dtype=torch.float64)
     assert kl_divergence(p, q).item() == pytest.approx(-math.log(1e-310), rel=1e-12)
@@ -335,7 +345,8 @@ def test_support_mismatch_is_infinite():
 
 
 def test_zero_probability_terms_count_zero_even_where_q_is_zero():
-    # 0 log(0 / q) = 0 and 0 log q = 0, also for q = 0: the third outcome changes nothing
+    # 0 log(0 / q) = 0 and 0 log q = 0, also for q = 0: the third outcome changes
+    # nothing
     p3, q3 = [0.25, 0.75, 0.0], [0.5, 0.5, 0.0]
     assert kl_divergence(p3, q3).item() == pytest.approx(
         kl_divergence([0.25, 0.75], [0.5, 0.5]).item()
@@ -356,7 +367,8 @@ def test_one_hot_cross_entropy_equals_kl():
 
 def test_kl_is_not_symmetric():
     p, q = [0.5, 0.5], [0.9, 0.1]
-    # by hand: 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = 0.5108; 0.9 ln 1.8 + 0.1 ln 0.2 = 0.3681
+    # by hand: 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = 0.5108; 0.9 ln 1.8 + 0.1 ln 0.2 =
+    # 0.3681
     assert kl_divergence(p, q).item() == pytest.approx(
         0.5 * math.log(5 / 9) + 0.5 * math.log(5), rel=1e-6
     )
@@ -383,7 +395,8 @@ def test_along_other_dim():
 
 
 def test_gradients_with_respect_to_q():
-    # dH(p, q)/dq_k = dKL/dq_k = -p_k / q_k, and 0 where p_k = 0 (even where q_k = 0)
+    # dH(p, q)/dq_k = dKL/dq_k = -p_k / q_k, and 0 where p_k = 0 (even where q_k =
+    # 0)
     p = torch.tensor([0.0, 0.0, 0.3, 0.7], dtype=torch.float64)
     for fn in (cross_entropy, kl_divergence):
         q = torch.tensor(
@@ -396,7 +409,8 @@ def test_gradients_with_respect_to_q():
 
 
 def test_cross_entropy_gradient_with_respect_to_p():
-    # dH(p, q)/dp_k = -log q_k, also where p_k = 0 (a learnable target, as in distillation)
+    # dH(p, q)/dp_k = -log q_k, also where p_k = 0 (a learnable target, as in
+    # distillation)
     p = torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64, requires_grad=True)
     q = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
     cross_entropy(p, q).backward()
@@ -479,7 +493,8 @@ def test_shapes_that_do_not_broadcast_are_rejected(fn):
 
 @pytest.mark.parametrize("fn", [cross_entropy, kl_divergence])
 def test_broadcast_along_the_outcome_dim_is_checked(fn):
-    # p of shape (2, 1) is [[1], [1]]; broadcast against 3 outcomes it sums to 3, not 1
+    # p of shape (2, 1) is [[1], [1]]; broadcast against 3 outcomes it sums to 3,
+    # not 1
     with pytest.raises(ValueError, match="p does not sum to 1"):
         fn(torch.ones(2, 1), torch.full((2, 3), 1 / 3))
 
@@ -509,3 +524,122 @@ def test_pair_type_errors(fn):
         fn([1.0, 0.0], torch.tensor([1, 0]))
     with pytest.raises(TypeError, match="p must be a torch.Tensor"):
         fn("0.5", [1.0])
+
+
+# --- half precision (issue 12) ----------------------------------------------------
+
+
+def test_sum_tolerance_values():
+    # float32/float64: the documented floor; float16: 2 * 2^-10 + k * 2^-24 (its
+    # smallest subnormal); bfloat16: 2 * 2^-7, its subnormals being negligible
+    assert sum_tolerance(torch.float64, 1000) == SUM_ATOL
+    assert sum_tolerance(torch.float32, 32_000) == SUM_ATOL
+    assert sum_tolerance(torch.float16, 10) == 2 * 2**-10 + 10 * 2**-24
+    assert sum_tolerance(torch.float16, 50_000) == 2 * 2**-10 + 50_000 * 2**-24
+    assert sum_tolerance(torch.bfloat16, 10) == pytest.approx(2 * 2**-7, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("k", [2, 10, 1000, 50_000])
+def test_low_precision_softmax_is_accepted(dtype, k):
+    g = torch.Generator().manual_seed(k)
+    x = 4 * torch.randn(k, generator=g, dtype=torch.float64)
+    reference = entropy(torch.softmax(x, 0))
+    for p in (torch.softmax(x.float(), 0).to(dtype), torch.softmax(x.to(dtype), 0)):
+        h = entropy(p)
+        assert h.dtype == dtype
+        # the entropy of the rounded distribution, itself rounded: a few eps of log
+        # k
+        eps = torch.finfo(dtype).eps
+        assert h.item() == pytest.approx(
+            reference.item(), abs=8 * eps * math.log(k) + eps
+        )
+        q = torch.full((k,), 1 / k, dtype=dtype)
+        assert torch.isfinite(kl_divergence(p, q)) and torch.isfinite(
+            cross_entropy(p, q)
+        )
+        assert kl_divergence(p, q).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_tolerance_still_rejects(dtype):
+    # off by 0.05, beyond 2 eps of either dtype (0.002 and 0.016)
+    bad = torch.tensor([0.5, 0.55], dtype=dtype)
+    with pytest.raises(ValueError, match="does not sum to 1"):
+        entropy(bad)
+    with pytest.raises(ValueError, match="p does not sum to 1"):
+        kl_divergence(bad, torch.tensor([0.5, 0.5], dtype=dtype))
+
+
+def test_float32_tolerance_is_unchanged():
+    # a float32 sum off by 2e-5 is still rejected: the low-precision allowance is
+    # per dtype
+    with pytest.raises(ValueError, match="does not sum to 1"):
+        entropy(torch.tensor([0.5, 0.50002], dtype=torch.float32))
+
+
+# --- gradients where p = 0 (issue 12) ---------------------------------------------
+
+
+def test_entropy_gradient_is_zero_where_p_is_zero():
+    # dH/dp_k = -(log p_k + 1) where p_k > 0; the 0 log 0 term has gradient 0
+    # (documented)
+    for dtype in (torch.float32, torch.float64):
+        p = torch.tensor([0.0, 1.0, 0.0], dtype=dtype, requires_grad=True)
+        entropy(p).backward()
+        torch.testing.assert_close(
+            p.grad, torch.tensor([0.0, -1.0, 0.0], dtype=dtype)
+        )
+    p = torch.tensor([0.0, 0.25, 0.75], dtype=torch.float64, requires_grad=True)
+    entropy(p, base=2).backward()
+    expected = [
+        0.0,
+        -(math.log(0.25) + 1) / math.log(2),
+        -(math.log(0.75) + 1) / math.log(2),
+    ]
+    assert p.grad.tolist() == pytest.approx(expected, rel=1e-15)
+
+
+def test_kl_gradient_in_p_where_p_is_zero():
+    # where p_k > 0: log(p_k / q_k) + 1; where p_k = 0: -log q_k, the cross-
+    # entropy's gradient; where p_k = q_k = 0: 0
+    p = torch.tensor([0.0, 0.0, 0.4, 0.6], dtype=torch.float64, requires_grad=True)
+    q = torch.tensor([0.2, 0.0, 0.5, 0.3], dtype=torch.float64)
+    kl_divergence(p, q).backward()
+    expected = [-math.log(0.2), 0.0, math.log(0.8) + 1, math.log(2) + 1]
+    assert p.grad.tolist() == pytest.approx(expected, rel=1e-15)
+
+
+def test_kl_gradient_is_cross_entropy_minus_entropy_gradient():
+    one_hot = torch.nn.functional.one_hot(torch.arange(6) % 3, 3).double()
+    q = random_distributions(25, 6, 3)
+    grads = []
+    for fn in (kl_divergence, cross_entropy, lambda p, q: entropy(p)):
+        p = one_hot.clone().requires_grad_()
+        fn(p, q).sum().backward()
+        grads.append(p.grad)
+    assert all(torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(grads[0], grads[1] - grads[2])
+
+
+def test_entropy_through_an_underflowed_softmax_has_its_limit_gradient():
+    # softmax([0, -200]) is exactly [1, 0] in float32; dH/dz_j = -p_j (log p_j + H)
+    # tends to 0, which float64 (where p_1 = e^-200 does not underflow) confirms to
+    # 1e-80
+    z = torch.tensor([0.0, -200.0], requires_grad=True)
+    p = torch.softmax(z, 0)
+    assert p[1].item() == 0.0
+    entropy(p).backward()
+    assert torch.equal(z.grad, torch.zeros(2))
+    z64 = torch.tensor([0.0, -200.0], dtype=torch.float64, requires_grad=True)
+    entropy(torch.softmax(z64, 0)).backward()
+    assert z64.grad.abs().max().item() < 1e-80
+
+
+def test_gradcheck_entropy_and_kl_in_p():
+    g = torch.Generator().manual_seed(26)
+    p = torch.softmax(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1)
+    q = torch.softmax(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1)
+    p.requires_grad_()
+    assert torch.autograd.gradcheck(entropy, (p,))
+    assert torch.autograd.gradcheck(lambda p: kl_divergence(p, q), (p,))

@@ -1,14 +1,15 @@
 """What a reader and an instructor rely on, checked on the book's sources.
 
-Every chapter (a notebook ``book/NN_topic.ipynb``) has at least three exercises, each with a
-collapsed solution whose code asserts its answer; the theorems the chapters promise exist; every
-technical term in a chapter heading is in the English-Chinese glossary; every chapter cites its
-sources and every source in ``book/references.bib`` is cited; every figure has alt text; the API
-page documents every public module of ``lossnotes``.
+Every chapter (a notebook ``book/NN_topic.ipynb``) has at least three exercises,
+each with a collapsed solution whose code asserts its answer; the theorems the
+chapters promise exist; every technical term in a chapter heading is in the
+English-Chinese glossary; every chapter cites its sources and every source in
+``book/references.bib`` is cited; every figure has alt text; the API page documents
+every public module of ``lossnotes``.
 
-Sphinx (``-W -n``) already fails on a ``{term}``, ``{cite}`` or ``{prf:ref}`` that does not
-resolve; these tests check what Sphinx cannot see. What needs the built HTML (no CDN, images,
-the browser) is in ``tests/browser/``.
+Sphinx (``-W -n``) already fails on a ``{term}``, ``{cite}`` or ``{prf:ref}`` that
+does not resolve; these tests check what Sphinx cannot see. What needs the built
+HTML (no CDN, images, the browser) is in ``tests/browser/``.
 """
 
 import json
@@ -47,7 +48,8 @@ def markdown(path: Path) -> str:
 
 
 def directives(text: str) -> list[dict]:
-    """Every fenced directive in ``text``: name, argument, ``:key: value`` options and body."""
+    """Every fenced directive in ``text``: name, argument, ``:key: value`` options
+    and body."""
     found = []
     for m in FENCE.finditer(text):
         options, lines = {}, text[m.end() :].lstrip("\n").splitlines()
@@ -73,16 +75,18 @@ def chapter_id(path: Path) -> str:
     return path.name
 
 
-# --- exercises and solutions -------------------------------------------------------------------
+# --- exercises and solutions ------------------------------------------------------
 
 
 def exercise_structure(
     path: Path,
 ) -> tuple[list[dict], list[dict], list[tuple[str, list[str]]]]:
-    """Exercises, solutions, and for each gated solution its label and the code of its cells.
+    """Exercises, solutions, and for each gated solution its label and the code of
+    its cells.
 
-    A gated solution is a ``{solution-start}`` ... ``{solution-end}`` pair of markdown cells with
-    the solution's code cells between them; the test fails on a pair that is not closed.
+    A gated solution is a ``{solution-start}`` ... ``{solution-end}`` pair of
+    markdown cells with the solution's code cells between them; the test fails on a
+    pair that is not closed.
     """
     exercises, solutions, gated = [], [], []
     open_label = None
@@ -101,7 +105,8 @@ def exercise_structure(
                 exercises.append(d)
             elif d["name"] in ("solution", "solution-start"):
                 assert open_label is None, (
-                    f"{path.name}: solution {open_label} is not closed by a {{solution-end}}"
+                    f"{path.name}: solution {open_label} is not closed by a "
+                    f"{{solution-end}}"
                 )
                 solutions.append(d)
                 if d["name"] == "solution-start":
@@ -126,15 +131,18 @@ def test_there_are_chapters():
 def test_chapter_has_at_least_three_labelled_exercises(path):
     exercises, _, _ = exercise_structure(path)
     assert len(exercises) >= 3, (
-        f"{path.name}: {len(exercises)} exercises, the house style asks for at least 3"
+        f"{path.name}: {len(exercises)} exercises, the house style asks for at "
+        "least 3"
     )
     unlabelled = [e for e in exercises if not e["options"].get("label")]
     assert not unlabelled, (
-        f"{path.name}: every exercise needs a :label: (ex-<topic>-...) for its solution"
+        f"{path.name}: every exercise needs a :label: (ex-<topic>-...) for its "
+        "solution"
     )
 
 
-# Each exercise says what kind it is in its first words; every chapter has all three kinds.
+# Each exercise says what kind it is in its first words; every chapter has all three
+# kinds.
 EXERCISE_KINDS = ("*(Derivation.)*", "*(Computation.)*", "*(Predict, then run.)*")
 
 
@@ -149,8 +157,10 @@ def test_chapter_mixes_the_three_kinds_of_exercise(path):
     }
     missing = [kind for kind in EXERCISE_KINDS if kind not in kinds]
     assert not missing, (
-        f"{path.name}: no exercise starts with {missing}; the house style mixes a derivation, "
-        "a computation and a predict-then-run question, each marked in its first words"
+        f"{path.name}: no exercise starts with {missing}; the house style mixes a "
+        "derivation, "
+        "a computation and a predict-then-run question, each marked in its first "
+        "words"
     )
 
 
@@ -180,12 +190,14 @@ def test_solutions_are_collapsed(path):
         if "dropdown" not in s["options"].get("class", "").split()
     ]
     assert not shown, (
-        f"{path.name}: solutions without `:class: dropdown` (shown to the reader at once): {shown}"
+        f"{path.name}: solutions without `:class: dropdown` (shown to the reader "
+        f"at once): {shown}"
     )
 
 
 def asserts(code: str) -> bool:
-    """Whether ``code`` has an ``assert`` statement (not merely the word in a comment)."""
+    """Whether ``code`` has an ``assert`` statement (not merely the word in a
+    comment)."""
     return any(re.match(r"\s*assert\b", line) for line in code.splitlines())
 
 
@@ -193,20 +205,23 @@ def asserts(code: str) -> bool:
 def test_solution_code_asserts_its_answer(path):
     _, _, gated = exercise_structure(path)
     assert any(code for _, code in gated), (
-        f"{path.name}: no solution computes anything; at least one exercise should be a computation "
+        f"{path.name}: no solution computes anything; at least one exercise should "
+        "be a computation "
         "whose solution code cells sit between {solution-start} and {solution-end}"
     )
     for label, code_cells in gated:
         assert code_cells, (
-            f"{path.name}: gated solution {label} has no code cell (use {{solution}} for prose)"
+            f"{path.name}: gated solution {label} has no code cell (use "
+            f"{{solution}} for prose)"
         )
         for code in code_cells:
             assert asserts(code), (
-                f"{path.name}: a code cell of solution {label} asserts nothing:\n{code[:300]}"
+                f"{path.name}: a code cell of solution {label} asserts nothing:\n"
+                f"{code[:300]}"
             )
 
 
-# --- theorems ---------------------------------------------------------------------------------
+# --- theorems ---------------------------------------------------------------------
 
 # The results the book proves, each in the chapter that owns it.
 THEOREMS = {"03": "thm-gibbs", "05": "thm-mle-ce", "07": "thm-lse-bound"}
@@ -239,7 +254,8 @@ def test_theorems_are_referenced_from_the_chapters():
     text = "\n".join(markdown(p) for p in CHAPTERS)
     referenced = set(re.findall(r"\{prf:ref\}`(?:[^`<]*<)?([\w-]+)>?`", text))
     assert defined <= referenced, (
-        f"theorems no chapter refers to with {{prf:ref}}: {sorted(defined - referenced)}"
+        f"theorems no chapter refers to with {{prf:ref}}: "
+        f"{sorted(defined - referenced)}"
     )
 
 
@@ -271,14 +287,15 @@ def test_exercise_and_proof_extensions_are_configured():
         )
 
 
-# --- glossary ---------------------------------------------------------------------------------
+# --- glossary ---------------------------------------------------------------------
 
 
 def glossary_entries() -> list[dict]:
-    """The entries of the ``{glossary}`` block: English terms, Chinese terms, definition lines.
+    """The entries of the ``{glossary}`` block: English terms, Chinese terms,
+    definition lines.
 
-    An entry is its term lines (a line with a CJK character is a Chinese term), then its
-    definition indented by two spaces; entries are separated by blank lines.
+    An entry is its term lines (a line with a CJK character is a Chinese term), then
+    its definition indented by two spaces; entries are separated by blank lines.
     """
     text = GLOSSARY.read_text(encoding="utf-8")
     block = re.search(
@@ -312,7 +329,8 @@ def test_glossary_entries_are_english_chinese_and_defined():
         assert e["en"], f"glossary entry without an English term:\n{e['chunk']}"
         assert e["zh"], f"glossary entry {e['en'][0]!r} has no Chinese term"
         assert len(e["definition"]) == 1 and e["definition"][0], (
-            f"glossary entry {e['en'][0]!r}: the definition must be one line indented by 2 spaces"
+            f"glossary entry {e['en'][0]!r}: the definition must be one line "
+            "indented by 2 spaces"
         )
 
 
@@ -322,9 +340,10 @@ def test_glossary_has_no_duplicate_terms():
     assert not doubles, f"terms listed twice in the glossary: {doubles}"
 
 
-# The book's technical vocabulary (English, lower case, singular). A heading that uses one of
-# these phrases must find it, as a term, in the glossary. Add here every new technical term that
-# a chapter puts in a heading (and to the glossary, in English and Chinese).
+# The book's technical vocabulary (English, lower case, singular). A heading that
+# uses one of these phrases must find it, as a term, in the glossary. Add here every
+# new technical term that a chapter puts in a heading (and to the glossary, in
+# English and Chinese).
 VOCABULARY = [
     "all-reduce",
     "bernoulli distribution",
@@ -395,8 +414,8 @@ VOCABULARY = [
     "vocab-parallel cross-entropy",
     "vocabulary",
 ]
-# Any heading word built on one of these stems is technical even when VOCABULARY lacks it
-# ("log-odds", "cross-entropies"): it must be a glossary term too.
+# Any heading word built on one of these stems is technical even when VOCABULARY
+# lacks it ("log-odds", "cross-entropies"): it must be a glossary term too.
 TECHNICAL_STEM = re.compile(
     r"(?<![\w-])[\w'-]*(?:entrop|likelihood|divergence|softmax|sigmoid|softplus|logit|sum-exp|perplexit)[\w'-]*"
 )
@@ -411,7 +430,8 @@ def test_glossary_has_the_whole_vocabulary():
 
 
 def headings(path: Path) -> list[str]:
-    """The H1 and H2 headings of a chapter, with math (``$...$``) and code spans removed."""
+    """The H1 and H2 headings of a chapter, with math (``$...$``) and code spans
+    removed."""
     found = []
     for cell in cells(path):
         if cell["cell_type"] != "markdown":
@@ -440,12 +460,14 @@ def singulars(word: str) -> set[str]:
 
 
 def technical_phrases(heading: str) -> set[str]:
-    """The technical terms of a heading, as VOCABULARY phrases or stem-matched words.
+    """The technical terms of a heading, as VOCABULARY phrases or stem-matched
+    words.
 
     Each VOCABULARY phrase is matched as whole words, any word of it possibly plural
-    ("units in the last place" finds "unit in the last place"); a match inside a longer match
-    ("likelihood" in "maximum likelihood") is dropped. A TECHNICAL_STEM word outside every match
-    is returned as it stands, unless it is an identifier (``CrossEntropyLoss``, ``log_softmax``).
+    ("units in the last place" finds "unit in the last place"); a match inside a
+    longer match ("likelihood" in "maximum likelihood") is dropped. A TECHNICAL_STEM
+    word outside every match is returned as it stands, unless it is an identifier
+    (``CrossEntropyLoss``, ``log_softmax``).
     """
     low = heading.lower().replace("\u2019", "'")  # as long as heading: spans match
     spans = []
@@ -474,12 +496,13 @@ def technical_phrases(heading: str) -> set[str]:
 def test_heading_terms_are_in_the_glossary(path):
     """Every technical term in a chapter's H1/H2 headings is a term of the glossary.
 
-    The rule: a heading phrase is technical when it is in VOCABULARY (this file's explicit list
-    of the book's vocabulary; plurals count) or when a word of it is built on a technical stem
-    (TECHNICAL_STEM: entropy, likelihood, divergence, softmax, ...). Each such phrase must be
-    an English term line of book/glossary.md (where its Chinese name and definition live);
-    a plural heading word matches a singular term. Math, code spans and identifiers
-    (``CrossEntropyLoss``) in headings are ignored.
+    The rule: a heading phrase is technical when it is in VOCABULARY (this file's
+    explicit list of the book's vocabulary; plurals count) or when a word of it is
+    built on a technical stem (TECHNICAL_STEM: entropy, likelihood, divergence,
+    softmax, ...). Each such phrase must be an English term line of book/glossary.md
+    (where its Chinese name and definition live); a plural heading word matches a
+    singular term. Math, code spans and identifiers (``CrossEntropyLoss``) in
+    headings are ignored.
     """
     terms = glossary_terms()
     missing = {}
@@ -488,7 +511,8 @@ def test_heading_terms_are_in_the_glossary(path):
             if not singulars(phrase) & terms:
                 missing.setdefault(phrase, heading)
     assert not missing, (
-        f"{path.name}: technical terms in headings that the glossary lacks (add them to "
+        f"{path.name}: technical terms in headings that the glossary lacks (add "
+        "them to "
         f"book/glossary.md, English and Chinese): "
         + "; ".join(
             f"{term!r} in {heading!r}" for term, heading in sorted(missing.items())
@@ -497,7 +521,8 @@ def test_heading_terms_are_in_the_glossary(path):
 
 
 def test_vocabulary_rule_finds_terms():
-    """The heading rule itself: listed phrases, plurals, longest match, stem words."""
+    """The heading rule itself: listed phrases, plurals, longest match, stem
+    words."""
     assert technical_phrases(
         "Maximum likelihood and the negative log-likelihood"
     ) == {"maximum likelihood", "negative log-likelihood"}
@@ -517,11 +542,12 @@ def test_vocabulary_rule_finds_terms():
 def test_chapter_links_terms_to_the_glossary(path):
     terms = re.findall(r"\{term\}`([^`]+)`", markdown(path))
     assert terms, (
-        f"{path.name}: links no term to the glossary; link the first use of each with {{term}}`term`"
+        f"{path.name}: links no term to the glossary; link the first use of each "
+        f"with {{term}}`term`"
     )
 
 
-# --- bibliography -----------------------------------------------------------------------------
+# --- bibliography -----------------------------------------------------------------
 
 
 def bib_keys() -> list[str]:
@@ -549,7 +575,8 @@ def test_bibliography_keys_are_unique():
 def test_chapter_cites_its_sources(path):
     cited = cited_keys(markdown(path))
     assert cited, (
-        f"{path.name}: cites no source; cite them with {{cite}}`key` (keys in book/references.bib)"
+        f"{path.name}: cites no source; cite them with {{cite}}`key` (keys in "
+        "book/references.bib)"
     )
     unknown = sorted(cited - set(bib_keys()))
     assert not unknown, (
@@ -558,7 +585,8 @@ def test_chapter_cites_its_sources(path):
 
 
 def test_every_bibliography_entry_is_cited():
-    """references.md lists the whole .bib (``:all:``), so an entry nobody cites is padding."""
+    """references.md lists the whole .bib (``:all:``), so an entry nobody cites is
+    padding."""
     cited = set()
     for path in book_sources():
         text = (
@@ -581,7 +609,7 @@ CANONICAL_SOURCES = {
     "lin2017focal": "Lin et al. 2017, focal loss",
     "szegedy2016rethinking": "Szegedy et al. 2016, label smoothing",
     "muller2019when": "Muller et al. 2019, when label smoothing helps",
-    "blanchard2021": "Blanchard, Higham & Higham 2021, accurate log-sum-exp and softmax",
+    "blanchard2021": "Blanchard, Higham & Higham 2021, accurate log-sum-exp",
     "pytorchdocs": "the PyTorch documentation",
 }
 
@@ -596,7 +624,7 @@ def test_the_canonical_sources_are_cited():
     assert not missing, f"no chapter cites: {missing}"
 
 
-# --- figures and the API page -----------------------------------------------------------------
+# --- figures and the API page -----------------------------------------------------
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=chapter_id)
@@ -617,7 +645,8 @@ def test_every_figure_has_alt_text(path):
             .get("alt", "")
         )
         assert not images or alt.strip(), (
-            f"{path.name}: a cell draws a figure without alt text; give it cell metadata "
+            f"{path.name}: a cell draws a figure without alt text; give it cell "
+            "metadata "
             f"mystnb.image.alt (nbtools: code(..., alt=...)):\n{source(cell)[:200]}"
         )
 
@@ -631,12 +660,16 @@ def test_api_page_documents_every_public_module():
         f"lossnotes.{p.stem}"
         for p in (ROOT / "lossnotes").glob("*.py")
         if not p.stem.startswith("_")
-    } | {f"lossnotes.{p.parent.name}" for p in (ROOT / "lossnotes").glob("*/__init__.py")}
+    } | {
+        f"lossnotes.{p.parent.name}"
+        for p in (ROOT / "lossnotes").glob("*/__init__.py")
+    }
     assert modules - documented == set(), (
         f"book/api.md lacks an automodule for {sorted(modules - documented)}"
     )
     assert documented - modules == set(), (
-        f"book/api.md documents modules that do not exist: {sorted(documented - modules)}"
+        "book/api.md documents modules that do not exist: "
+        f"{sorted(documented - modules)}"
     )
 
 

@@ -1,4 +1,4 @@
-"""Tests of lossnotes.stability against PyTorch, mpmath and values derived by hand."""
+"""Tests of lossnotes.stability against PyTorch, mpmath and hand-derived values."""
 
 import math
 
@@ -87,7 +87,7 @@ def mp_logsumexp(row) -> float:
     return float(mp_lse(row))
 
 
-# --- hand-derived values -------------------------------------------------------------------------
+# --- hand-derived values ----------------------------------------------------------
 
 
 def test_logsumexp_of_equal_large_logits():
@@ -98,7 +98,8 @@ def test_logsumexp_of_equal_large_logits():
 
 
 def test_logsumexp_close_to_zero_keeps_its_digits():
-    # log(1 + e^-20 + e^-30) ~ 2.06e-9: torch's log(1 + ...) in float32 gives exactly 0
+    # log(1 + e^-20 + e^-30) ~ 2.06e-9: torch's log(1 + ...) in float32 gives
+    # exactly 0
     x = torch.tensor([0.0, -20.0, -30.0])
     exact = torch.tensor(mp_logsumexp([0, -20, -30]), dtype=torch.float64)
     assert ulp_error(logsumexp(x), exact).item() <= 0.5
@@ -106,7 +107,8 @@ def test_logsumexp_close_to_zero_keeps_its_digits():
 
 
 def test_log_softmax_of_dominant_class():
-    # log softmax of the top class is -log1p(e^-25) ~ -1.39e-11, not the 0 that torch gives
+    # log softmax of the top class is -log1p(e^-25) ~ -1.39e-11, not the 0 that
+    # torch gives
     x = torch.tensor([25.0, 0.0])
     top = log_softmax(x)[0]
     assert top.item() == pytest.approx(-math.log1p(math.exp(-25)), rel=1e-7)
@@ -122,7 +124,8 @@ def test_softmax_of_large_logits():
 
 def test_softplus_and_log_sigmoid_hand_values():
     x = torch.tensor([-200.0, -20.0, 0.0, 20.0, 200.0], dtype=torch.float64)
-    # softplus(-20) = log1p(e^-20); softplus(0) = log 2; softplus(200) = 200 + log1p(e^-200)
+    # softplus(-20) = log1p(e^-20); softplus(0) = log 2; softplus(200) = 200 +
+    # log1p(e^-200)
     expected = [
         math.log1p(math.exp(-200)),
         math.log1p(math.exp(-20)),
@@ -137,14 +140,15 @@ def test_softplus_and_log_sigmoid_hand_values():
 
 
 def test_log_one_minus_sigmoid_is_minus_softplus():
-    # log(1 - sigmoid(20)) = log(sigmoid(-20)) = -softplus(20); in float32, 1 - sigmoid(20) is 0
+    # log(1 - sigmoid(20)) = log(sigmoid(-20)) = -softplus(20); in float32, 1 -
+    # sigmoid(20) is 0
     x = torch.tensor([20.0])
     assert torch.log(1 - torch.sigmoid(x)).item() == -INF
     assert (-softplus(x)).item() == pytest.approx(-20 - math.exp(-20), rel=1e-7)
     torch.testing.assert_close(log_sigmoid(-x), -softplus(x))
 
 
-# --- the naive forms fail where the chapter says they do ----------------------------------------
+# --- the naive forms fail where the chapter says they do --------------------------
 
 
 def test_naive_forms_fail():
@@ -180,7 +184,7 @@ def test_naive_forms_agree_on_moderate_logits(x):
         torch.testing.assert_close(naive(x), stable(x))
 
 
-# --- agreement with torch -------------------------------------------------------------------------
+# --- agreement with torch ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -188,7 +192,8 @@ def test_naive_forms_agree_on_moderate_logits(x):
 def test_reductions_match_torch(x, dim, dtype):
     x = torch.from_numpy(x).to(dtype)
     for ours, theirs in REDUCTIONS.values():
-        # torch in float64 is the accurate reference; torch in the input dtype what a reader uses
+        # torch in float64 is the accurate reference; torch in the input dtype what
+        # a reader uses
         reference = theirs(x.double(), dim).to(dtype)
         torch.testing.assert_close(ours(x, dim), reference, equal_nan=True)
         torch.testing.assert_close(ours(x, dim), theirs(x, dim), equal_nan=True)
@@ -233,16 +238,18 @@ def test_accepts_numpy_and_lists():
     torch.testing.assert_close(softmax(np.array([0.0, 0.0])), _as64([0.5, 0.5]))
 
 
-# --- infinities ---------------------------------------------------------------------------------
+# --- infinities -------------------------------------------------------------------
 
 
 def test_rows_without_a_finite_maximum():
     x = torch.tensor([[-INF, -INF], [INF, 0.0], [-INF, 1.0]])
-    # logsumexp: log of an empty sum, +inf, and the one finite entry, exactly as torch
+    # logsumexp: log of an empty sum, +inf, and the one finite entry, exactly as
+    # torch
     assert (
         logsumexp(x).tolist() == [-INF, INF, 1.0] == torch.logsumexp(x, -1).tolist()
     )
-    # softmax and log-softmax: no distribution, NaN as in torch; the masked entry gets 0 / -inf
+    # softmax and log-softmax: no distribution, NaN as in torch; the masked entry
+    # gets 0 / -inf
     for ours, theirs in [
         (softmax, torch.softmax),
         (log_softmax, torch.log_softmax),
@@ -261,12 +268,13 @@ def test_softplus_and_log_sigmoid_at_infinity():
     assert log_sigmoid(x).tolist() == [-INF, 0.0]
 
 
-# --- the log-sum-exp bound (thm-lse-bound) --------------------------------------------------------
+# --- the log-sum-exp bound (thm-lse-bound) ----------------------------------------
 
 
 @given(finite_logits)
 def test_logsumexp_bound(x):
-    # max(x) <= LSE(x) <= max(x) + log n, in exact arithmetic; float64 rounding adds an ulp or two
+    # max(x) <= LSE(x) <= max(x) + log n, in exact arithmetic; float64 rounding adds
+    # an ulp or two
     x = torch.from_numpy(x)
     lse, top = logsumexp(x, -1), x.amax(-1)
     slack = 4 * torch.finfo(torch.float64).eps * lse.abs().clamp(min=1)
@@ -274,7 +282,7 @@ def test_logsumexp_bound(x):
     assert (lse <= top + math.log(x.shape[-1]) + slack).all()
 
 
-# --- gradients ----------------------------------------------------------------------------------
+# --- gradients --------------------------------------------------------------------
 
 
 def _x(*values, requires_grad=True):
@@ -368,11 +376,13 @@ def test_float32_gradients_match_torch():
         torch.testing.assert_close(g_ours, g_torch, rtol=1e-5, atol=1e-5)
 
 
-# --- accuracy against mpmath, in float32 ulps -----------------------------------------------------
+# --- accuracy against mpmath, in float32 ulps -------------------------------------
 
 
 def _float32_rows(seed: int) -> torch.Tensor:
-    """Rows of 6 logits: spread at scales 1e-3..1e4, and confident rows [0, <= -20, ...]."""
+    """Rows of 6 logits: spread at scales 1e-3..1e4, and confident rows [0, <= -20,
+    ...].
+    """
     g = torch.Generator().manual_seed(seed)
     spread = torch.cat(
         [s * torch.randn(8, 6, generator=g) for s in (1e-3, 1.0, 30.0, 1e4)]
@@ -415,8 +425,9 @@ def test_float32_softplus_and_log_sigmoid_are_correctly_rounded():
 
 
 def test_float32_logsumexp_near_cancellation_follows_the_condition_number():
-    # log-probabilities rounded to float32: LSE is ~0 by cancellation, condition number kappa up
-    # to ~1e10; computing in float64 leaves an error of about kappa * 2^-53, kappa * 2^-29 ulps
+    # log-probabilities rounded to float32: LSE is ~0 by cancellation, condition
+    # number kappa up to ~1e10; computing in float64 leaves an error of about kappa
+    # * 2^-53, kappa * 2^-29 ulps
     g = torch.Generator().manual_seed(4)
     x = torch.log_softmax(
         1e-3 * torch.randn(40, 8, generator=g, dtype=torch.float64), -1
@@ -430,11 +441,12 @@ def test_float32_logsumexp_near_cancellation_follows_the_condition_number():
     assert ours_err[kappa <= 1e8].max().item() <= 2
 
 
-# --- ulp and ulp_error ----------------------------------------------------------------------------
+# --- ulp and ulp_error ------------------------------------------------------------
 
 
 def test_ulp_hand_values():
-    # float32 has 24 significant bits: ulp(1) = 2^-23, ulp(2) = 2^-22, and 2^-149 below 2^-126
+    # float32 has 24 significant bits: ulp(1) = 2^-23, ulp(2) = 2^-22, and 2^-149
+    # below 2^-126
     expected = [2**-23, 2**-23, 2**-22, 2**-22, 2**-149, 2**-149]
     assert ulp([1.0, 1.999, 2.0, -3.0, 0.0, 1e-40]).tolist() == expected
     assert ulp([1.0], torch.float16).item() == 2**-10
@@ -443,7 +455,8 @@ def test_ulp_hand_values():
 
 @given(st.floats(1e-37, 1e37))
 def test_ulp_is_numpys_spacing_of_float32(y):
-    # np.spacing(v) is the gap from v up to the next float32; it is ulp(v) except at powers of 2
+    # np.spacing(v) is the gap from v up to the next float32; it is ulp(v) except at
+    # powers of 2
     v = np.float32(y)
     assert (
         ulp([float(v)]).item() == float(np.spacing(v))
@@ -456,7 +469,8 @@ def test_ulp_error_hand_values():
     computed = torch.tensor([1.0, 1.0 + 2**-23, 1 / 3, INF, INF, -INF])
     err = ulp_error(computed, exact)
     assert err[:2].tolist() == [0.0, 1.0]
-    # float32(1/3) is 1/3 rounded: 1/3 - 0.3333333432674408 ~ -9.9e-9, ulp(1/3) = 2^-25
+    # float32(1/3) is 1/3 rounded: 1/3 - 0.3333333432674408 ~ -9.9e-9, ulp(1/3) =
+    # 2^-25
     assert err[2].item() == pytest.approx(abs(1 / 3 - 0.3333333432674408) / 2**-25)
     assert err[3:].tolist() == [INF, 0.0, 0.0]
 
@@ -465,7 +479,7 @@ def test_ulp_error_counts_nan_as_infinitely_wrong():
     assert ulp_error(torch.tensor([math.nan]), _as64([1.0])).item() == INF
 
 
-# --- bad input -----------------------------------------------------------------------------------
+# --- bad input --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("f", EVERY_FUNCTION, ids=lambda f: f.__name__)

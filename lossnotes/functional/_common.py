@@ -1,55 +1,62 @@
-"""Checks and the reduction shared by the losses of :mod:`lossnotes.functional`."""
+"""Helpers of the class-index losses of :mod:`lossnotes.functional`.
+
+The generic checks (``check_int``, ``check_probabilities``, ``reduce_loss``, ...)
+live in :mod:`lossnotes._checks`, the one validation module of the package; the
+underscore names below are kept as aliases of them so that code importing them from
+here keeps working.
+"""
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from torch import Tensor
 
 from lossnotes._checks import (
     as_float_tensor,
-    check_no_nan,
+    check_bool,
+    check_int,
+    check_nonnegative,
+    check_probabilities,
+    check_real,
+    check_same_shape,
+    is_transformed,
+    reduce_loss,
 )
 
-#: PyTorch clamps both logarithms of ``binary_cross_entropy`` at this value (so a term is <= 100).
+#: PyTorch clamps both logarithms of ``binary_cross_entropy`` at this value (so a
+#: term is <= 100).
 BCE_LOG_CLAMP = -100.0
-#: PyTorch's floor under :math:`p(1 - p)` in the gradient of ``binary_cross_entropy``: 1e-12
-#: stored as a float32 (PyTorch's constant is a C ``float``, also for float64 tensors).
+#: PyTorch's floor under :math:`p(1 - p)` in the gradient of
+#: ``binary_cross_entropy``: 1e-12 : stored as a float32 (PyTorch's constant is a C
+#: ``float``, also for float64 tensors).
 BCE_GRAD_EPS = 9.999999960041972e-13
 
-
-def _reduce(loss: Tensor, reduction: str, total: Tensor | None = None) -> Tensor:
-    """``loss`` as it is (``"none"``), summed (``"sum"``), or averaged (``"mean"``).
-
-    The mean divides the sum by ``total`` when given (the sum of the weights, for the
-    class-index losses), else by the number of elements.
-    """
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.mean() if total is None else loss.sum() / total
-
-
-def _check_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    return int(value)
+# aliases of the generic checks, under the names the loss modules used before
+_reduce = reduce_loss
+_check_int = check_int
+_check_bool = check_bool
+_check_real = check_real
+_check_nonnegative = check_nonnegative
+_check_probabilities = check_probabilities
+_check_same_shape_as_input = check_same_shape
 
 
 def _class_dim(x: Tensor) -> int:
     """The class dimension of ``x``: 0 for an input of shape ``(C)``, else 1."""
     if x.dim() == 0:
         raise ValueError(
-            "input must have shape (C), (N, C) or (N, C, d1, ..., dk); got a 0-dim tensor"
+            "input must have shape (C), (N, C) or (N, C, d1, ..., dk); got a 0-dim "
+            "tensor"
         )
     return 0 if x.dim() == 1 else 1
 
 
 def _index_shape(x: Tensor) -> torch.Size:
-    """The shape of class indices for ``x``: ``x``'s shape without its class dimension."""
+    """The shape of class indices for ``x``: ``x``'s shape without its class
+    dimension.
+    """
     return x.shape[:1] + x.shape[2:] if x.dim() > 1 else torch.Size([])
 
 
@@ -60,14 +67,23 @@ def _check_class_target(
     ignore_index: int,
     ignore_name: str = "ignore_index",
 ) -> tuple[Tensor, Tensor]:
-    """Check class indices of shape ``shape``, each in ``0..num_classes-1`` or ``ignore_index``.
+    """Check class indices of shape ``shape``, each in ``0..num_classes-1`` or
+    ``ignore_index``.
 
-    Returns ``(index, keep)``: the indices as ``torch.long`` with ignored positions set to 0
-    (safe to ``gather``) and the boolean mask of the positions that count.
+    Returns ``(index, keep)``: the indices as ``torch.long`` with ignored positions
+    set to 0 (safe to ``gather``) and the boolean mask of the positions that count.
+    The range check reads the values, so it is skipped inside a ``torch.func``
+    transform.
     """
     if not isinstance(target, Tensor):
         raise TypeError(
-            f"target must be a torch.Tensor of class indices; got {type(target).__name__}"
+            "target must be a torch.Tensor of class indices; got "
+            f"{type(target).__name__}"
+        )
+    if target.layout != torch.strided:
+        raise TypeError(
+            f"target is a {target.layout} tensor; lossnotes needs a dense tensor "
+            f"(call target.to_dense() first)"
         )
     if (
         target.is_floating_point()
@@ -75,30 +91,37 @@ def _check_class_target(
         or target.dtype == torch.bool
     ):
         raise TypeError(
-            f"target of shape {tuple(target.shape)} holds class indices, which need an integer dtype "
-            f"(torch.long); got {target.dtype}"
+            f"target of shape {tuple(target.shape)} holds class indices, which "
+            "need an "
+            f"integer dtype (torch.long); got {target.dtype}"
         )
     if target.shape != shape:
         raise ValueError(
-            f"target has shape {tuple(target.shape)}; class indices for this input need shape "
-            f"{tuple(shape)}, the input's shape without its class dimension"
+            f"target has shape {tuple(target.shape)}; class indices for this input "
+            "need "
+            f"shape {tuple(shape)}, the input's shape without its class dimension"
         )
     target = target.long()
     keep = target != ignore_index
-    bad = keep & ((target < 0) | (target >= num_classes))
-    if bad.any():
-        where = tuple(bad.nonzero()[0].tolist())
-        raise ValueError(
-            f"target has class {target[bad][0].item()} at position {where} but input has only "
-            f"{num_classes} classes (valid: 0..{num_classes - 1}, or {ignore_name}={ignore_index} to skip)"
-        )
+    if not is_transformed(target) and target.numel() > 0:
+        bad = keep & ((target < 0) | (target >= num_classes))
+        if bad.any():
+            where = tuple(bad.nonzero()[0].tolist())
+            raise ValueError(
+                f"target has class {target[bad][0].item()} at position {where} but "
+                "input "
+                f"has only {num_classes} classes (valid: 0..{num_classes - 1}, or "
+                f"{ignore_name}={ignore_index} to skip)"
+            )
     return torch.where(keep, target, 0), keep
 
 
 def _class_target_for(
     target, x: Tensor, ignore_index: int
 ) -> tuple[Tensor, Tensor]:
-    """:func:`_check_class_target` for an input with classes on dim 1, with a hint for dim -1."""
+    """:func:`_check_class_target` for an input with classes on dim 1, with a hint
+    for dim -1.
+    """
     shape = _index_shape(x)
     if (
         isinstance(target, Tensor)
@@ -107,59 +130,57 @@ def _class_target_for(
         and target.shape == x.shape[:-1]
     ):
         raise ValueError(
-            f"target has shape {tuple(target.shape)}, input {tuple(x.shape)}: the classes must be on "
-            f"dim 1 of input, (N, C, d1, ..., dk); for channels-last logits pass input.movedim(-1, 1)"
+            f"target has shape {tuple(target.shape)}, input {tuple(x.shape)}: the "
+            "classes "
+            "must be on dim 1 of input, (N, C, d1, ..., dk); for channels-last "
+            "logits "
+            f"pass input.movedim(-1, 1)"
         )
     return _check_class_target(target, shape, x.size(_class_dim(x)), ignore_index)
 
 
-def _check_class_weight(weight, num_classes: int, like: Tensor) -> Tensor | None:
-    """``weight`` as ``C`` finite, non-negative class weights of ``like``'s dtype, or None."""
+def _check_class_weight(
+    weight, num_classes: int, like: Tensor, name: str = "weight"
+) -> Tensor | None:
+    """``weight`` as ``C`` finite, non-negative class weights in ``like``'s dtype,
+    or None.
+
+    Serves ``weight`` of the class-index losses and ``alpha`` of :func:`focal_loss`
+    alike.
+    """
     if weight is None:
         return None
-    w = as_float_tensor(weight, "weight")
+    w = as_float_tensor(weight, name)
     if w.shape != (num_classes,):
         raise ValueError(
-            f"weight must hold one weight per class, shape ({num_classes},); got {tuple(w.shape)}"
+            f"{name} must hold one weight per class, shape ({num_classes},); "
+            f"got {tuple(w.shape)}"
         )
-    _check_nonnegative(w, "weight")
+    check_nonnegative(w, name)
     return w.to(like.dtype)
 
 
 def _check_broadcast_weight(
     weight, name: str, shape: torch.Size, like: Tensor
 ) -> Tensor | None:
-    """``weight`` as finite, non-negative weights that broadcast to ``shape``, or None."""
+    """``weight`` as finite, non-negative weights that broadcast to ``shape``, or
+    None.
+    """
     if weight is None:
         return None
-    w = as_float_tensor(weight, name)
+    w = as_float_tensor(weight, name, allow_empty=True)
     try:
         fits = torch.broadcast_shapes(w.shape, shape) == shape
     except RuntimeError:
         fits = False
     if not fits:
         raise ValueError(
-            f"{name} has shape {tuple(w.shape)}, which does not broadcast to input's {tuple(shape)}"
+            f"{name} has shape {tuple(w.shape)}, which does not broadcast to "
+            "input's "
+            f"{tuple(shape)}"
         )
-    _check_nonnegative(w, name)
+    check_nonnegative(w, name)
     return w.to(like.dtype)
-
-
-def _check_nonnegative(w: Tensor, name: str) -> None:
-    bad = ~(torch.isfinite(w) & (w >= 0))
-    if bad.any():
-        raise ValueError(
-            f"{name} must be finite and >= 0; got {w[bad][0].item():g}"
-        )
-
-
-def _check_probabilities(t: Tensor, name: str) -> None:
-    check_no_nan(t, name)
-    outside = (t < 0) | (t > 1)
-    if outside.any():
-        raise ValueError(
-            f"{name} must hold probabilities in [0, 1]; got {t[outside][0].item():g}"
-        )
 
 
 def _check_label_smoothing(value) -> float:
@@ -172,44 +193,11 @@ def _check_label_smoothing(value) -> float:
     return float(value)
 
 
-def _check_same_shape_as_input(target: Tensor, x: Tensor) -> None:
-    if target.shape != x.shape:
-        raise ValueError(
-            f"target has shape {tuple(target.shape)} but input has {tuple(x.shape)}; "
-            f"they must be the same (no broadcasting)"
-        )
-
-
-# --- negative log-likelihood and cross-entropy (chapter 8) -------------------------------------
-
-
-def _check_real(
-    value, name: str, low: float, high: float = math.inf, high_open: bool = False
-) -> float:
-    """``value`` as a finite float in ``[low, high]`` (``[low, high)`` if ``high_open``), or raise."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    value = float(value)
-    if not (
-        math.isfinite(value)
-        and low <= value
-        and (value < high if high_open else value <= high)
-    ):
-        closing = ")" if high_open else "]"
-        raise ValueError(
-            f"{name} must be a finite number in [{low:g}, {high:g}{closing}; got {value:g}"
-        )
-    return value
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return value
-
-
 def _modulating_factor(one_minus_p: Tensor, gamma: float) -> Tensor:
-    r""":math:`(1 - p_t)^\gamma`, with a gradient that stays finite where :math:`1 - p_t = 0`."""
-    # (1 - p)**gamma has an infinite slope at 1 - p = 0 when gamma < 1; below the smallest
-    # normal number the clamp makes the slope 0 instead (the factor is 0 or 1 there anyway)
+    r""":math:`(1 - p_t)^\gamma`, with a gradient that stays finite where :math:`1 -
+    p_t = 0`.
+    """
+    # (1 - p)**gamma has an infinite slope at 1 - p = 0 when gamma < 1; below the
+    # smallest normal number the clamp makes the slope 0 instead (the factor is 0 or
+    # 1 there anyway)
     return one_minus_p.clamp(min=torch.finfo(one_minus_p.dtype).tiny) ** gamma

@@ -1,4 +1,6 @@
-r"""Binary losses: ``binary_cross_entropy`` and ``binary_cross_entropy_with_logits`` (chapter 9)."""
+r"""Binary losses: ``binary_cross_entropy`` and ``binary_cross_entropy_with_logits``
+(chapter 9).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +8,12 @@ import torch
 from torch import Tensor
 
 from lossnotes._checks import (
+    TensorLike,
     as_float_tensor,
     check_no_nan,
     check_reduction,
+    is_transformed,
+    result_dtype,
 )
 from lossnotes.functional._common import (
     BCE_GRAD_EPS,
@@ -18,78 +23,113 @@ from lossnotes.functional._common import (
     _check_same_shape_as_input,
     _reduce,
 )
-from lossnotes.stability import log_sigmoid
 
 
 def _binary_inputs(
     input, target, weight, reduction: str
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """``input``, ``target`` (in the input's dtype) and ``weight`` of a binary loss, after the
-    checks both binary losses share: float tensors of one shape, targets in [0, 1], a weight
-    that broadcasts, a known reduction."""
-    x = as_float_tensor(input, "input")
-    y = as_float_tensor(target, "target")
+    """``input``, ``target`` and ``weight`` of a binary loss, after the checks both
+    binary
+    losses share: dense float tensors of one shape, targets in [0, 1], a weight that
+    broadcasts, a known reduction. ``input`` and ``target`` are promoted to one
+    dtype."""
+    x = as_float_tensor(input, "input", allow_empty=True)
+    y = as_float_tensor(target, "target", allow_empty=True)
     check_reduction(reduction)
     _check_same_shape_as_input(y, x)
     _check_probabilities(y, "target")
+    dtype = result_dtype(x, y)
+    x, y = x.to(dtype), y.to(dtype)
     w = _check_broadcast_weight(weight, "weight", x.shape, x)
-    return x, y.to(x.dtype), w
+    return x, y, w
 
 
 class _BinaryCrossEntropy(torch.autograd.Function):
-    """Pointwise binary cross-entropy of probabilities, with PyTorch's gradient formulas."""
+    """Pointwise binary cross-entropy of probabilities, with PyTorch's gradient
+    formulas.
+
+    The backward is written with differentiable operations on the saved inputs, so a
+    second derivative works (of PyTorch's first-derivative formula, as PyTorch's own
+    does); ``vmap`` uses the generated rule and ``jvp`` the same formulas.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, p: Tensor, y: Tensor) -> Tensor:
-        ctx.save_for_backward(p, y)
+    def forward(p: Tensor, y: Tensor) -> Tensor:
         log_p = torch.log(p).clamp(min=BCE_LOG_CLAMP)
         log_1mp = torch.log1p(-p).clamp(min=BCE_LOG_CLAMP)
         return -(y * log_p + (1 - y) * log_1mp)
 
     @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
         p, y = ctx.saved_tensors
-        # PyTorch's gradient is not the derivative of the clamped forward: it floors p(1 - p)
-        # instead, so p = 0 or 1 gets a huge (or zero) slope, never the clamp's flat 0
+        # PyTorch's gradient is not the derivative of the clamped forward: it floors
+        # p(1 - p) instead, so p = 0 or 1 gets a huge (or zero) slope, never the
+        # clamp's flat 0
         grad_p = grad * (p - y) / (p * (1 - p)).clamp(min=BCE_GRAD_EPS)
         grad_y = grad * (torch.log1p(-p) - torch.log(p))  # -logit(p), unclamped
         return grad_p, grad_y
 
+    @staticmethod
+    def jvp(ctx, p_t: Tensor, y_t: Tensor) -> Tensor:
+        p, y = ctx.saved_tensors
+        out = p_t * (p - y) / (p * (1 - p)).clamp(min=BCE_GRAD_EPS)
+        return out if y_t is None else out + y_t * (torch.log1p(-p) - torch.log(p))
+
 
 def binary_cross_entropy(
-    input, target, weight=None, reduction: str = "mean"
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None = None,
+    *,
+    reduction: str = "mean",
 ) -> Tensor:
-    r"""Binary cross-entropy of probabilities, as ``torch.nn.functional.binary_cross_entropy``.
+    r"""Binary cross-entropy of probabilities, as
+    ``torch.nn.functional.binary_cross_entropy``.
 
     .. math::
-        \ell_i = -\,w_i \big[\, y_i \max(\log p_i, -100) + (1 - y_i) \max(\log(1 - p_i), -100) \big]
+        \ell_i = -\,w_i \big[\, y_i \max(\log p_i, -100) + (1 - y_i) \max(\log(1 -
+        p_i), -100) \big]
 
-    the negative log-likelihood of a Bernoulli label :math:`y_i` under probability :math:`p_i`,
-    with both logarithms clamped at -100 as PyTorch does, so a confidently wrong prediction
-    (:math:`p_i = 0`, :math:`y_i = 1`) costs 100, not infinity. The clamp hides more: in
-    float32, any :math:`p_i < 3.7 \times 10^{-44}` costs the same 100. Use
+    the negative log-likelihood of a Bernoulli label :math:`y_i` under probability
+    :math:`p_i`, with both logarithms clamped at -100 as PyTorch does, so a
+    confidently wrong prediction (:math:`p_i = 0`, :math:`y_i = 1`) costs 100, not
+    infinity. The clamp hides
+    more: in float32, any :math:`p_i < 3.7 \times 10^{-44}` costs the same 100. Use
     :func:`binary_cross_entropy_with_logits` on logits instead.
 
-    The gradient is PyTorch's, :math:`w_i (p_i - y_i) / \max(p_i (1 - p_i), 10^{-12})` in
-    :math:`p_i`: not the derivative of the clamped formula (at :math:`p_i = 0, y_i = 1` it is
-    :math:`-10^{12}`, not 0). ``"mean"`` averages over all elements; ``weight`` rescales
-    elements and does not change the divisor.
+    The gradient is PyTorch's, :math:`w_i (p_i - y_i) / \max(p_i (1 - p_i),
+    10^{-12})` in :math:`p_i`: not the derivative of the clamped formula (at
+    :math:`p_i = 0, y_i = 1` it is :math:`-10^{12}`, not 0). ``"mean"`` averages
+    over all elements; ``weight`` rescales elements and does not change the divisor.
+    ``reduction`` is keyword-only (PyTorch's third and fourth positional parameters
+    are the deprecated ``size_average``/``reduce``). An empty input gives what
+    PyTorch gives (NaN for ``"mean"``, 0 for ``"sum"``).
 
     Args:
         input: probabilities :math:`p`, any shape, in [0, 1].
-        target: labels :math:`y`, ``input``'s shape, in [0, 1] (soft labels allowed);
-            converted to ``input``'s dtype.
-        weight: ``None`` or finite non-negative weights that broadcast to ``input``'s shape.
+        target: labels :math:`y`, ``input``'s shape, in [0, 1] (soft labels
+            allowed); the result takes the wider dtype of the two (PyTorch rejects a
+            float64 target for a float32 input).
+        weight: ``None`` or finite non-negative weights that broadcast to
+            ``input``'s shape.
         reduction: ``"none"``, ``"mean"`` or ``"sum"``.
 
     Returns:
-        The loss, reduced as asked, in ``input``'s dtype.
+        The loss, reduced as asked.
 
     Raises:
-        TypeError: ``input``, ``target`` or ``weight`` not floating point.
-        ValueError: empty ``input``, shapes differ, ``input`` or ``target`` outside [0, 1] or
-            NaN, ``weight`` that does not broadcast, is negative or not finite, or an unknown
-            ``reduction``.
+        TypeError: ``input``, ``target`` or ``weight`` not floating point or sparse;
+            ``reduction`` passed positionally.
+        ValueError: shapes differ, ``input`` or ``target`` outside [0, 1] or NaN,
+            ``weight`` that does not broadcast, is negative or not finite, or an
+            unknown ``reduction``.
 
     Example:
         >>> p = torch.tensor([0.9, 0.2, 0.0])
@@ -105,55 +145,122 @@ def binary_cross_entropy(
     return _reduce(loss if w is None else w * loss, reduction)
 
 
+class _BinaryCrossEntropyWithLogits(torch.autograd.Function):
+    r"""Pointwise :math:`(\max(x, 0) - y x) + \log(1 + e^{-|x|})`, and its
+    gradients.
+
+    Both terms are :math:`\ge 0` (for :math:`y \in [0, 1]`), so the sum never
+    cancels; for
+    :math:`y \in \{0, 1\}` the first term is exact. The backward recomputes
+    :math:`\sigma(x)` from the saved input with differentiable operations.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, y: Tensor) -> Tensor:
+        out = torch.addcmul(torch.relu(x), y, x, value=-1.0)  # max(x, 0) - y x
+        # log(1 + e^-|x|) = -log sigmoid(|x|): torch's stable log-sigmoid primitive
+        return out.sub_(torch.nn.functional.logsigmoid(x.abs()))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, y = ctx.saved_tensors
+        grad_x = (torch.sigmoid(x) - y) * grad
+        grad_y = -grad * x if ctx.needs_input_grad[1] else None
+        return grad_x, grad_y
+
+    @staticmethod
+    def jvp(ctx, x_t: Tensor, y_t: Tensor) -> Tensor:
+        x, y = ctx.saved_tensors
+        out = x_t * (torch.sigmoid(x) - y)
+        return out if y_t is None else out - y_t * x
+
+
 def binary_cross_entropy_with_logits(
-    input, target, weight=None, reduction: str = "mean", pos_weight=None
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None = None,
+    *,
+    reduction: str = "mean",
+    pos_weight: TensorLike | None = None,
 ) -> Tensor:
-    r"""Binary cross-entropy from logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+    r"""Binary cross-entropy from logits, as
+    ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     .. math::
-        \ell_i = -\,w_i \big[\, r\, y_i \log \sigma(x_i) + (1 - y_i) \log \sigma(-x_i) \big]
+        \ell_i = -\,w_i \big[\, r\, y_i \log \sigma(x_i) + (1 - y_i) \log
+        \sigma(-x_i) \big]
 
-    with :math:`\log\sigma(x) = -\operatorname{softplus}(-x)` computed stably (and
-    :math:`\log(1 - \sigma(x)) = \log\sigma(-x)`), so every logit gives a finite, accurate loss:
-    no probability is ever formed, rounded to 0 or 1 and clamped. :math:`r` is ``pos_weight``
-    (1 by default), which scales the positive term only; it broadcasts against ``input``, so a
-    tensor of ``C`` values weighs the positives of each of ``C`` labels on the last dimension.
-    ``"mean"`` averages over all elements; ``weight`` does not change the divisor.
+    with :math:`-\log\sigma(x) = \operatorname{softplus}(-x) = \max(-x, 0) + \log(1
+    + e^{-|x|})` computed stably, so every logit gives a finite, accurate loss: no
+    probability is ever formed, rounded to 0 or 1 and clamped. Without
+    ``pos_weight`` the loss is written :math:`(\max(x_i, 0) - y_i x_i) + \log(1 +
+    e^{-|x_i|})`, two non-negative terms that never cancel (PyTorch's :math:`(1 - y)
+    x - \log\sigma(x)` cancels for a confident correct logit). :math:`r` is
+    ``pos_weight`` (1 by default), which scales the positive term only; it
+    broadcasts against ``input``, so a tensor of ``C`` values weighs the positives
+    of each of ``C`` labels on the last dimension. ``"mean"`` averages over all
+    elements; ``weight`` does not change the divisor.
 
-    Unlike PyTorch, a ``target`` outside [0, 1] is an error (PyTorch computes a number), and
-    ``weight``/``pos_weight`` must broadcast to ``input``'s shape without enlarging it.
+    Unlike PyTorch, a ``target`` outside [0, 1] is an error (PyTorch computes a
+    number), and ``weight``/``pos_weight`` must broadcast to ``input``'s shape
+    without enlarging it. As in PyTorch, a float64 ``target`` makes the result
+    float64, the options after ``weight`` are keyword-only here (PyTorch's third and
+    fourth positional parameters are the deprecated ``size_average``/``reduce``),
+    and an empty input gives NaN for ``"mean"``.
 
     Args:
-        input: logits :math:`x`, any shape; ``±inf`` gives NaN where the target would
-            multiply an infinite term by 0, as in PyTorch.
-        target: labels :math:`y`, ``input``'s shape, in [0, 1]; converted to ``input``'s dtype.
-        weight: ``None`` or finite non-negative weights that broadcast to ``input``'s shape.
+        input: logits :math:`x`, any shape; ``±inf`` gives NaN where the target
+            would multiply an infinite term by 0, as in PyTorch.
+        target: labels :math:`y`, ``input``'s shape, in [0, 1].
+        weight: ``None`` or finite non-negative weights that broadcast to
+            ``input``'s shape.
         reduction: ``"none"``, ``"mean"`` or ``"sum"``.
-        pos_weight: ``None`` or finite non-negative weights :math:`r` of the positive term,
-            broadcast to ``input``'s shape (typically shape ``(C,)`` for ``(N, C)`` logits).
+        pos_weight: ``None`` or finite non-negative weights :math:`r` of the
+            positive term, broadcast to ``input``'s shape (typically shape ``(C,)``
+            for ``(N, C)`` logits).
 
     Returns:
-        The loss, reduced as asked, in ``input``'s dtype.
+        The loss, reduced as asked, in the wider dtype of ``input`` and ``target``.
 
     Raises:
-        TypeError: ``input``, ``target``, ``weight`` or ``pos_weight`` not floating point.
-        ValueError: empty ``input``, shapes differ, NaN ``input``, ``target`` outside [0, 1] or
-            NaN, a weight that does not broadcast, is negative or not finite, or an unknown
-            ``reduction``.
+        TypeError: ``input``, ``target``, ``weight`` or ``pos_weight`` not floating
+            point or sparse; an option passed positionally.
+        ValueError: shapes differ, NaN ``input``, ``target`` outside [0, 1] or NaN,
+            a weight that does not broadcast, is negative or not finite, or an
+            unknown ``reduction``.
 
     Example:
-        >>> x = torch.tensor([-200.0, 0.0])  # sigmoid(-200) = 0 in float32: BCE would clamp
-        >>> binary_cross_entropy_with_logits(x, torch.tensor([1.0, 1.0]), reduction="none")
+        >>> # sigmoid(-200) = 0 in float32: BCE would clamp
+        >>> x = torch.tensor([-200.0, 0.0])
+        >>> y = torch.tensor([1.0, 1.0])
+        >>> binary_cross_entropy_with_logits(x, y, reduction="none")
         tensor([200.0000,   0.6931])
 
     References:
         PyTorch ``torch.nn.BCEWithLogitsLoss`` documentation.
     """
     x, y, w = _binary_inputs(input, target, weight, reduction)
-    check_no_nan(x, "input")
     r = _check_broadcast_weight(pos_weight, "pos_weight", x.shape, x)
-    positive = y * log_sigmoid(x)
-    if r is not None:
-        positive = r * positive
-    loss = -(positive + (1 - y) * log_sigmoid(-x))
-    return _reduce(loss if w is None else w * loss, reduction)
+    if r is None:
+        loss = _BinaryCrossEntropyWithLogits.apply(x, y)
+    else:
+        zero = torch.zeros((), dtype=x.dtype)
+        minus_log_p = torch.logaddexp(-x, zero)  # -log sigmoid(x) = softplus(-x)
+        minus_log_1mp = torch.logaddexp(
+            x, zero
+        )  # -log(1 - sigmoid(x)) = softplus(x)
+        loss = r * y * minus_log_p + (1 - y) * minus_log_1mp
+    out = _reduce(loss if w is None else w * loss, reduction)
+    # NaN in the input makes a NaN result (so does inf * 0, which is allowed): one
+    # check on the result, and a look at the input only when it is NaN
+    if not is_transformed(out) and out.numel() > 0:
+        if bool(torch.isnan(out if out.dim() == 0 else out.detach().sum()).item()):
+            check_no_nan(x, "input")
+    return out

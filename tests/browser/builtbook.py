@@ -1,4 +1,5 @@
-"""What the tests of the built book share: where things are, and which pages are chapters."""
+"""What the tests of the built book share: where things are, and which pages are
+chapters."""
 
 import re
 from pathlib import Path
@@ -9,7 +10,8 @@ CHAPTER_PAGE = re.compile(r"^book/\d\d_[\w-]+\.html$")
 
 
 def pages(site: Path) -> list[str]:
-    """Every HTML page of the built site, as paths relative to its root, in a stable order."""
+    """Every HTML page of the built site, as paths relative to its root, in a stable
+    order."""
     return sorted(
         p.relative_to(site).as_posix()
         for p in site.rglob("*.html")
@@ -24,3 +26,17 @@ def chapter_pages(site: Path) -> list[str]:
 
 def screenshot_path(page: str) -> Path:
     return SCREENSHOTS / page.replace("/", "_").replace(".html", ".png")
+
+
+def open_page(driver, server: str, site: Path, page: str) -> None:
+    """Load ``page``; for a page that only redirects (index.html), wait for the
+    target."""
+    url = f"{server}/{page}"
+    driver.get(url)
+    if 'http-equiv="Refresh"' in (site / page).read_text(encoding="utf-8"):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(driver, 10).until(lambda d: d.current_url != url)
+        WebDriverWait(driver, 10).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )

@@ -1,13 +1,16 @@
-"""Fixtures for the tests of the built book: the site, a local server, a headless Chromium.
+"""Fixtures for the tests of the built book: the site, a local server, a headless
+Chromium.
 
-These tests need a freshly built book. ``make test-build`` builds it with ``-W -n`` into
-``_build/check`` and runs them with ``LOSSNOTES_SITE`` pointing at its HTML; by hand:
+These tests need a freshly built book. ``make test-build`` builds it with ``-W -n``
+into ``_build/check`` and runs them with ``LOSSNOTES_SITE`` pointing at its HTML; by
+hand:
 
     LOSSNOTES_SITE=_build/check/_build/html .venv/bin/python -m pytest tests/browser
 
-Without ``LOSSNOTES_SITE`` they are skipped (``make test-unit`` leaves them out). The browser
-is Debian's ``chromium`` with ``chromium-driver``: when it is missing the browser tests are
-skipped with the command that installs it, except under ``CI=true``, where they fail.
+Without ``LOSSNOTES_SITE`` they are skipped (``make test-unit`` leaves them out).
+The browser is Debian's ``chromium`` with ``chromium-driver``: when it is missing
+the browser tests are skipped with the command that installs it, except under
+``CI=true``, where they fail.
 """
 
 import functools
@@ -20,7 +23,10 @@ from pathlib import Path
 
 import pytest
 
-INSTALL_HINT = "sudo apt-get install chromium chromium-driver  (Debian/Ubuntu; .ci/run does it in CI)"
+INSTALL_HINT = (
+    "sudo apt-get install chromium chromium-driver  "
+    "(Debian/Ubuntu; .ci/run does it in CI)"
+)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -57,7 +63,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def server(site):
-    """The built book served on 127.0.0.1 at a free port, for as long as the session lasts."""
+    """The built book served on 127.0.0.1 at a free port, for as long as the session
+    lasts."""
     handler = functools.partial(_QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(
@@ -89,7 +96,8 @@ def _find(*names: str) -> str | None:
 
 @pytest.fixture(scope="session")
 def browser_paths() -> tuple[str, str]:
-    """Paths of Chromium and its driver; a skip (or, under CI=true, a failure) when missing."""
+    """Paths of Chromium and its driver; a skip (or, under CI=true, a failure) when
+    missing."""
     chromium = _find("chromium", "chromium-browser")
     driver = _find("chromedriver", "chromium-driver")
     if chromium and driver:
@@ -97,7 +105,10 @@ def browser_paths() -> tuple[str, str]:
     missing = " and ".join(
         n for n, p in (("chromium", chromium), ("chromedriver", driver)) if not p
     )
-    message = f"{missing} not found, so the real-browser test cannot run; install it with: {INSTALL_HINT}"
+    message = (
+        f"{missing} not found, so the real-browser test cannot run; "
+        f"install it with: {INSTALL_HINT}"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -105,7 +116,8 @@ def browser_paths() -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def driver(browser_paths):
-    """A headless Chromium driven by Selenium, its console and network logged; quit at the end."""
+    """A headless Chromium driven by Selenium, its console and network logged; quit
+    at the end."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -115,7 +127,8 @@ def driver(browser_paths):
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
-    # "browser": the console; "performance": DevTools events, for every request the page makes
+    # "browser": the console; "performance": DevTools events, for every request the
+    # page makes
     options.set_capability(
         "goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"}
     )

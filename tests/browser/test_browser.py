@@ -1,19 +1,23 @@
-"""The built book in a real browser: headless Chromium opens every page, as a reader would.
+"""The built book in a real browser: headless Chromium opens every page, as a reader
+would.
 
-For every page: MathJax has typeset all the math (no raw ``$$`` or ``\\(`` left in the text, no
-MathJax error), every image and font has loaded, the console has no error, and nothing was
-fetched from another host than the local server. The search page finds "entropy"; on every
-chapter the exercises are shown and each solution opens and closes. Screenshots of the first
-two chapters go to ``_build/screenshots/`` for a person to look at.
+For every page: MathJax has typeset all the math (no raw ``$$`` or ``\\(`` left in
+the text, no MathJax error), every image and font has loaded, the console has no
+error, and nothing was fetched from another host than the local server. The search
+page finds "entropy"; on every chapter the exercises are shown and each solution
+opens and closes. Screenshots of the first two chapters go to
+``_build/screenshots/`` for a person to look at.
 
-Each page is loaded once (``visits``, below); the tests then check what was recorded, so a
-failure lists every page at fault at once. See conftest.py for how to run these.
+Each page is loaded once (``visits``, below); the tests then check what was
+recorded, so a failure lists every page at fault at once. See conftest.py for how to
+run these.
 """
 
 import json
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +25,7 @@ from builtbook import (
     CHAPTER_PAGE,
     SCREENSHOTS,
     chapter_pages,
+    open_page,
     pages,
     screenshot_path,
 )
@@ -28,51 +33,19 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-# Runs in the page once it has loaded: makes lazy images load, waits for them and for MathJax,
-# then reports what a reader would see.
-INSPECT = r"""
-const done = arguments[arguments.length - 1];
-(async () => {
-  const images = [...document.images];
-  for (const img of images) img.loading = "eager";
-  await Promise.all(images.map(img => img.complete ? null : new Promise(ok => {
-    img.addEventListener("load", ok); img.addEventListener("error", ok);
-  })));
-  let mathjax = null;
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await MathJax.startup.promise;
-    mathjax = MathJax.version;
-  }
-  await document.fonts.ready;
-  const skip = "pre, code, script, style, textarea, mjx-container, .highlight, kbd";
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  let text = [];
-  while (walker.nextNode()) {
-    const node = walker.currentNode;
-    if (node.parentElement && !node.parentElement.closest(skip)) text.push(node.textContent);
-  }
-  done({
-    mathjax: mathjax,
-    math_sources: document.querySelectorAll(".math").length,
-    typeset: document.querySelectorAll("mjx-container").length,
-    math_errors: [...document.querySelectorAll("mjx-merror")].map(e => e.textContent).slice(0, 5),
-    text: text.join(" "),
-    broken_images: images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
-    images: images.length,
-    broken_fonts: [...document.fonts].filter(f => f.status === "error").map(f => f.family),
-    resources: performance.getEntriesByType("resource").map(e => e.name),
-    height: document.documentElement.scrollHeight,
-  });
-})().catch(e => done({error: String(e)}));
-"""
+# Runs in the page once it has loaded: makes lazy images load, waits for them and
+# for MathJax, then reports what a reader would see.
+INSPECT = (Path(__file__).parent / "inspect.js").read_text(encoding="utf-8")
 
-# TeX that MathJax should have replaced: display or inline delimiters, or a TeX command.
+# TeX that MathJax should have replaced: display or inline delimiters, or a TeX
+# command.
 RAW_TEX = re.compile(
     r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(?:frac|sum|log|mathrm|operatorname)\b|\$[^\s$][^$]{0,80}\$"
 )
 
 
-# Chromium asks every server for /favicon.ico whatever the page says; the 404 is not the book's.
+# Chromium asks every server for /favicon.ico whatever the page says; the 404 is not
+# the book's.
 FAVICON_404 = re.compile(r"/favicon\.ico - Failed to load resource")
 
 
@@ -86,7 +59,8 @@ def console_errors(driver) -> list[str]:
 
 
 def requested_urls(driver) -> list[str]:
-    """Every URL the browser asked for since the last call, from DevTools' network events."""
+    """Every URL the browser asked for since the last call, from DevTools' network
+    events."""
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
@@ -118,7 +92,8 @@ def full_page_screenshot(driver, path, height: int) -> None:
 
 
 def check_exercises(driver) -> tuple[int, int, list[str]]:
-    """Exercises visible; every solution collapsed at first, opened and closed by its title."""
+    """Exercises visible; every solution collapsed at first, opened and closed by
+    its title."""
     problems = []
     exercises = driver.find_elements(By.CSS_SELECTOR, "div.exercise.admonition")
     solutions = driver.find_elements(By.CSS_SELECTOR, "div.solution.admonition")
@@ -142,16 +117,21 @@ def check_exercises(driver) -> tuple[int, int, list[str]]:
             )
         for want_open in (True, False):
             driver.execute_script(
-                "arguments[0].scrollIntoView({block: 'center'})", title
+                "arguments[0].scrollIntoView("
+                "{block: 'center', behavior: 'instant'})",
+                title,
             )
             title.click()
             try:
                 WebDriverWait(driver, 3, poll_frequency=0.05).until(
-                    lambda _: all(b.is_displayed() == want_open for b in body)
+                    lambda _, body=body, want_open=want_open: all(
+                        b.is_displayed() == want_open for b in body
+                    )
                 )
             except TimeoutException:
                 problems.append(
-                    f"solution {name} did not {'open' if want_open else 'close'} on a click"
+                    f"solution {name} did not {'open' if want_open else 'close'} "
+                    "on a click"
                 )
                 break
     return len(exercises), len(solutions), problems
@@ -159,14 +139,15 @@ def check_exercises(driver) -> tuple[int, int, list[str]]:
 
 @pytest.fixture(scope="session")
 def visits(driver, server, site) -> dict[str, Visit]:
-    """Every page of the site, loaded once; chapters also have their solutions toggled."""
+    """Every page of the site, loaded once; chapters also have their solutions
+    toggled."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     chapters = chapter_pages(site)
     first_two = chapters[:2]
     results = {}
     start = time.monotonic()
     for page in pages(site):
-        driver.get(f"{server}/{page}")
+        open_page(driver, server, site, page)
         report = driver.execute_async_script(INSPECT)
         visit = Visit(page, report, console_errors(driver), requested_urls(driver))
         if page in first_two:
@@ -181,7 +162,8 @@ def visits(driver, server, site) -> dict[str, Visit]:
             visit.requests += requested_urls(driver)
         results[page] = visit
     print(
-        f"\nbrowser: {len(results)} pages in {time.monotonic() - start:.1f} s; screenshots in {SCREENSHOTS}"
+        f"\nbrowser: {len(results)} pages in {time.monotonic() - start:.1f} s; "
+        f"screenshots in {SCREENSHOTS}"
     )
     return results
 
@@ -202,11 +184,13 @@ def test_math_is_typeset(visits):
         if r.get("math_sources"):
             if r["mathjax"] != "3.2.2":
                 problems.append(
-                    f"{v.page}: has math but MathJax 3.2.2 did not run (version {r['mathjax']})"
+                    f"{v.page}: has math but MathJax 3.2.2 did not run "
+                    f"(version {r['mathjax']})"
                 )
             elif r["typeset"] < r["math_sources"]:
                 problems.append(
-                    f"{v.page}: {r['math_sources']} formulas but only {r['typeset']} typeset"
+                    f"{v.page}: {r['math_sources']} formulas but only "
+                    f"{r['typeset']} typeset"
                 )
         if r.get("math_errors"):
             problems.append(f"{v.page}: MathJax errors {r['math_errors']}")
@@ -248,7 +232,8 @@ def test_no_console_errors(visits):
 
 
 def test_nothing_is_fetched_from_another_host(visits, server):
-    """Every request the browser made (DevTools) and every resource loaded went to the server."""
+    """Every request the browser made (DevTools) and every resource loaded went to
+    the server."""
     origin = urlsplit(server).netloc
     remote = sorted(
         {
@@ -311,5 +296,29 @@ def test_search_finds_entropy(driver, server):
     assert any("02_entropy" in h for h in hits), (
         f"searching 'entropy' did not find the entropy chapter: {hits}"
     )
+
+    # each chapter found shows a snippet of its text, not of the page's toolbar
+    # (a glossary term's result shows the term alone)
+    def snippets(d):
+        return {
+            li.find_element(By.CSS_SELECTOR, "a").get_attribute("href"): p.text
+            for li in d.find_elements(
+                By.CSS_SELECTOR, "#search-results ul.search li"
+            )
+            for p in li.find_elements(By.CSS_SELECTOR, "p.context")
+            if "#term-"
+            not in li.find_element(By.CSS_SELECTOR, "a").get_attribute("href")
+        }
+
+    WebDriverWait(driver, 20).until(
+        lambda d: any("02_entropy" in h for h in snippets(d)),
+        "the entropy chapter's search result has no snippet",
+    )
+    bad = {
+        h: t
+        for h, t in snippets(driver).items()
+        if len(t) < 40 or ".ipynb" in t or "\\(" in t
+    }
+    assert not bad, f"search snippets without the chapter's text: {bad}"
     errors = console_errors(driver)
     assert not errors, f"console errors on the search page: {errors}"

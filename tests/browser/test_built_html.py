@@ -1,8 +1,10 @@
-"""The built HTML, read as files: offline, accessible figures, downloads, every page there.
+"""The built HTML, read as files: offline, accessible figures, downloads, every page
+there.
 
-Run on a fresh build by ``make test-build`` (see conftest.py). The book is read by people who
-cannot reach a CDN, so no page may load a script, stylesheet, font or image from another host:
-MathJax comes from the book's own ``_static/mathjax`` (scripts/book_assets.py).
+Run on a fresh build by ``make test-build`` (see conftest.py). The book is read by
+people who cannot reach a CDN, so no page may load a script, stylesheet, font or
+image from another host: MathJax comes from the book's own ``_static/mathjax``
+(scripts/book_assets.py).
 """
 
 import functools
@@ -18,7 +20,8 @@ MATHJAX_SCRIPT = "_static/mathjax/tex-mml-chtml.js"
 
 
 class _Tags(HTMLParser):
-    """Every start tag of a page with its attributes, and the text of its inline styles."""
+    """Every start tag of a page with its attributes, and the text of its inline
+    styles."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -58,7 +61,8 @@ def is_remote(url: str) -> bool:
 
 
 def loaded_urls(tags: _Tags) -> list[tuple[str, str]]:
-    """(tag, url) of everything a browser fetches to render the page; ``<a href>`` is not."""
+    """(tag, url) of everything a browser fetches to render the page; ``<a href>``
+    is not."""
     urls = []
     for tag, attrs in tags.tags:
         if tag in (
@@ -168,7 +172,8 @@ def test_math_pages_load_the_local_mathjax(site):
             a.get("src", "") for t, a in parse(site / page).tags if t == "script"
         ]
         assert any(urlsplit(s).path.endswith(MATHJAX_SCRIPT) for s in scripts), (
-            f"{page} has math but does not load {MATHJAX_SCRIPT}: {[s for s in scripts if 'math' in s.lower()]}"
+            f"{page} has math but does not load {MATHJAX_SCRIPT}: "
+            f"{[s for s in scripts if 'math' in s.lower()]}"
         )
     fonts = site / "_static/mathjax/output/chtml/fonts/woff-v2"
     assert (site / MATHJAX_SCRIPT).is_file() and (
@@ -186,7 +191,8 @@ def test_chapters_have_alt_text_on_every_image(site):
             if tag == "img":
                 images += 1
                 assert attrs.get("alt", "").strip(), (
-                    f"{page}: <img src={attrs.get('src')!r}> has no alt text; set the cell's "
+                    f"{page}: <img src={attrs.get('src')!r}> has no alt text; "
+                    "set the cell's "
                     "mystnb.image.alt metadata (nbtools: code(..., alt=...))"
                 )
     assert images >= len(chapters) // 2, (
@@ -225,3 +231,31 @@ def test_chapters_render_exercises_and_collapsed_solutions(site):
         assert all("dropdown" in c for c in solutions), (
             f"{page}: a solution is not collapsed (dropdown)"
         )
+
+
+def test_chapters_are_numbered_and_number_their_contents(site):
+    """Chapter NN is "NN." in its title and the sidebar; its equations, figures,
+    exercises and theorems are numbered NN.k ("Exercise 3.1", "(3.2)")."""
+    problems = []
+    for page in chapter_pages(site):
+        chapter = int(Path(page).name[:2])
+        html = (site / page).read_text(encoding="utf-8")
+        if not re.search(
+            rf'<h1><span class="section-number">{chapter}\. </span>', html
+        ):
+            problems.append(f"{page}: the title is not numbered {chapter}.")
+        numbers = re.findall(r'class="eqno">\((\d+)\.\d+\)', html)
+        numbers += re.findall(r'class="caption-number">\w+ (\d+)\.\d+', html)
+        wrong = sorted({n for n in numbers if int(n) != chapter})
+        if wrong:
+            problems.append(f"{page}: numbers from chapters {wrong}, not {chapter}")
+        unnumbered = re.findall(r'class="eqno">\((\d+)\)', html)
+        unnumbered += re.findall(r'class="caption-number">\w+ (\d+) ', html)
+        if unnumbered:
+            problems.append(
+                f"{page}: numbers without the chapter: {unnumbered[:5]}"
+            )
+    sidebar = (site / "book/intro.html").read_text(encoding="utf-8")
+    if not re.search(r"1\. Information content", sidebar):
+        problems.append("the sidebar does not number the chapters")
+    assert not problems, "\n".join(problems)
