@@ -24,14 +24,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import re
 import statistics
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import describe
 
 from lossnotes.ctc import ctc_loss
 from lossnotes.stability import logsumexp
@@ -164,19 +163,6 @@ def step_cost(N: int = 16, S: int = 81, reps: int = 2000) -> dict:
     return out
 
 
-def machine() -> dict:
-    with open("/proc/cpuinfo") as f:
-        model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -189,7 +175,7 @@ def main() -> None:
     report = {
         "what": "CTC loss through log_softmax, forward + backward, float32, CPU, "
         "1 thread",
-        "machine": machine(),
+        "machine": describe(torch.get_num_threads()),
         "started_utc": started.isoformat(timespec="seconds"),
         "loadavg_start": os.getloadavg()[0],
         "reps": args.reps,

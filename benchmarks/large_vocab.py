@@ -47,7 +47,6 @@ import datetime
 import gc
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -59,6 +58,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from machine import describe
 
 from lossnotes.large_vocab import chunked_linear_cross_entropy
 
@@ -309,22 +309,6 @@ def combine(runs: list[dict]) -> dict:
     return out
 
 
-def machine() -> dict:
-    with open("/proc/cpuinfo") as f:
-        model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": THREADS,
-        "memory_gib": round(
-            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-        ),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -398,7 +382,7 @@ def main() -> None:
     report = {
         "what": "mean cross-entropy of hidden @ weight.T, forward + backward, CPU; "
         "float32 unless the row says bfloat16",
-        "machine": machine(),
+        "machine": describe(THREADS),
         "started_utc": started.isoformat(timespec="seconds"),
         "loadavg_start": os.getloadavg(),
         "reps": reps,

@@ -63,6 +63,26 @@ def check_dense(t: Tensor, name: str) -> Tensor:
     return t
 
 
+def check_index_tensor(t, name: str) -> Tensor:
+    """``t`` as a dense tensor of integer class indices, or raise ``TypeError``.
+
+    Only the type is checked here; shapes and ranges belong to the caller, who
+    knows the input the indices refer to.
+    """
+    if not isinstance(t, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of class indices; "
+            f"got {type(t).__name__}"
+        )
+    check_dense(t, name)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(
+            f"{name} holds class indices, which need an integer dtype "
+            f"(torch.long); got {t.dtype}"
+        )
+    return t
+
+
 def as_float_tensor(x, name: str, allow_empty: bool = False) -> Tensor:
     """Return ``x`` as a dense floating-point tensor, or raise.
 

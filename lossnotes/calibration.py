@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lossnotes._checks import as_float_tensor, check_finite
+from lossnotes._checks import as_float_tensor, check_finite, check_index_tensor
 from lossnotes.stability import log_softmax, softmax
 
 
@@ -43,20 +43,7 @@ class ReliabilityCurve(NamedTuple):
 def _as_labels(labels, n: int, num_classes: int) -> Tensor:
     if isinstance(labels, np.ndarray):
         labels = torch.from_numpy(labels)
-    if not isinstance(labels, Tensor):
-        raise TypeError(
-            "labels must be a torch.Tensor of class indices; "
-            f"got {type(labels).__name__}"
-        )
-    if (
-        labels.is_floating_point()
-        or labels.is_complex()
-        or labels.dtype == torch.bool
-    ):
-        raise TypeError(
-            f"labels must hold class indices, an integer dtype (torch.long); "
-            f"got {labels.dtype}"
-        )
+    check_index_tensor(labels, "labels")
     if labels.shape != (n,):
         raise ValueError(
             f"labels must have shape ({n},), one class index per row; "

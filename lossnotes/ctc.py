@@ -45,7 +45,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lossnotes._checks import as_float_tensor, check_no_nan, check_reduction
+from lossnotes._checks import (
+    as_float_tensor,
+    check_index_tensor,
+    check_no_nan,
+    check_reduction,
+)
 
 _NEG_INF = -math.inf
 
@@ -215,19 +220,7 @@ def _check_inputs(
 
 def _padded_targets(targets, tl: Tensor, N: int, batched: bool) -> Tensor:
     """The targets as ``(N, max(target_lengths))``, from either layout."""
-    if not isinstance(targets, Tensor):
-        raise TypeError(
-            f"targets must be an integer torch.Tensor; got {type(targets).__name__}"
-        )
-    if (
-        targets.is_floating_point()
-        or targets.is_complex()
-        or targets.dtype == torch.bool
-    ):
-        raise TypeError(
-            "targets must hold class indices, an integer dtype; "
-            f"got {targets.dtype}"
-        )
+    check_index_tensor(targets, "targets")
     tg = targets.long()
     L = int(tl.max()) if N else 0
     if batched and tg.dim() == 2:  # padded (N, S)

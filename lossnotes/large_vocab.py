@@ -30,7 +30,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
-from lossnotes._checks import check_real, check_reduction, is_transformed
+from lossnotes._checks import (
+    check_index_tensor,
+    check_real,
+    check_reduction,
+    is_transformed,
+)
 
 #: By default the tokens are split into this many chunks, so that a chunk of logits
 #: is at most 1/16 of the full logits.
@@ -56,19 +61,7 @@ def _check_float_matrix(x, name: str, shape: str) -> Tensor:
 
 
 def _check_target(target, n: int, ignore_index: int) -> Tensor:
-    if not isinstance(target, Tensor):
-        raise TypeError(
-            "target must be a torch.Tensor of class indices; "
-            f"got {type(target).__name__}"
-        )
-    if (
-        target.is_floating_point()
-        or target.is_complex()
-        or target.dtype == torch.bool
-    ):
-        raise TypeError(
-            f"target must hold integer class indices; got {target.dtype}"
-        )
+    check_index_tensor(target, "target")
     if target.shape != (n,):
         raise ValueError(
             f"target must have shape ({n},), one class per token; "
@@ -669,9 +662,7 @@ def z_loss(
     if target is None:
         valid = None
     else:
-        if not isinstance(target, Tensor) or target.is_floating_point():
-            got = getattr(target, "dtype", type(target).__name__)
-            raise TypeError(f"target must hold integer class indices; got {got}")
+        check_index_tensor(target, "target")
         if target.shape != lse.shape:
             raise ValueError(
                 f"target must have shape {tuple(lse.shape)}; "

@@ -258,5 +258,5 @@ def test_temperature_errors():
         temperature_nll(z, y, 0.0)
     with pytest.raises(TypeError, match="temperature must be a real number"):
         temperature_nll(z, y, None)
-    with pytest.raises(TypeError, match="labels must hold class indices"):
+    with pytest.raises(TypeError, match="labels holds class indices"):
         temperature_nll(z, np.array([0.0, 1.0, 0.0]), 1.0)

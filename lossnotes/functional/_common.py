@@ -16,6 +16,7 @@ from torch import Tensor
 from lossnotes._checks import (
     as_float_tensor,
     check_bool,
+    check_index_tensor,
     check_int,
     check_nonnegative,
     check_probabilities,
@@ -75,26 +76,7 @@ def _check_class_target(
     The range check reads the values, so it is skipped inside a ``torch.func``
     transform.
     """
-    if not isinstance(target, Tensor):
-        raise TypeError(
-            "target must be a torch.Tensor of class indices; got "
-            f"{type(target).__name__}"
-        )
-    if target.layout != torch.strided:
-        raise TypeError(
-            f"target is a {target.layout} tensor; lossnotes needs a dense tensor "
-            f"(call target.to_dense() first)"
-        )
-    if (
-        target.is_floating_point()
-        or target.is_complex()
-        or target.dtype == torch.bool
-    ):
-        raise TypeError(
-            f"target of shape {tuple(target.shape)} holds class indices, which "
-            "need an "
-            f"integer dtype (torch.long); got {target.dtype}"
-        )
+    check_index_tensor(target, "target")
     if target.shape != shape:
         raise ValueError(
             f"target has shape {tuple(target.shape)}; class indices for this input "

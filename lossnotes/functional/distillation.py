@@ -2,14 +2,12 @@ r"""Knowledge distillation: the soft-target loss of Hinton et al. (chapter 14)."
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 
 from lossnotes._checks import as_float_tensor, check_finite, check_reduction
 from lossnotes.functional._common import _check_real, _class_dim
-from lossnotes.functional.divergence import KL_MEAN_WARNING, KL_REDUCTIONS
+from lossnotes.functional.divergence import KL_REDUCTIONS, reduce_kl
 from lossnotes.stability import log_softmax
 
 
@@ -103,10 +101,5 @@ def distillation_loss(
     log_q = log_softmax(z / t, dim=dim)
     log_p = log_softmax(v.to(z.dtype) / t, dim=dim)
     pointwise = torch.exp(log_p) * (log_p - log_q) * t**2
-    if reduction == "none":
-        return pointwise
-    if reduction == "mean":
-        warnings.warn(KL_MEAN_WARNING, stacklevel=2)
-        return pointwise.mean()
-    total = pointwise.sum()
-    return total / z.size(0) if reduction == "batchmean" and z.dim() > 1 else total
+    # a 1-D input is one sample here, where kl_div would divide by its C classes
+    return reduce_kl(pointwise, reduction, z.size(0) if z.dim() > 1 else 1)

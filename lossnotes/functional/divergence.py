@@ -148,13 +148,20 @@ def kl_div(
             x, "input"
         )  # a NaN input, or 0 * inf at a masked class: 0 there
         pointwise = torch.where(zero_target & torch.isneginf(x), 0.0, pointwise)
+    return reduce_kl(pointwise, reduction, x.size(0) if x.dim() > 0 else 1)
+
+
+def reduce_kl(pointwise: Tensor, reduction: str, batch_size: int) -> Tensor:
+    """The reductions of :func:`kl_div`: ``"batchmean"`` divides the sum by
+    ``batch_size``; ``"mean"`` averages over every element, with PyTorch's warning.
+    """
     if reduction == "none":
         return pointwise
     if reduction == "mean":
-        warnings.warn(KL_MEAN_WARNING, stacklevel=2)
+        warnings.warn(KL_MEAN_WARNING, stacklevel=3)
         return pointwise.mean()
     total = pointwise.sum()
-    return total / x.size(0) if reduction == "batchmean" and x.dim() > 0 else total
+    return total / batch_size if reduction == "batchmean" else total
 
 
 def label_smoothing_kl_loss(

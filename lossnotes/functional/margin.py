@@ -15,7 +15,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lossnotes._checks import as_float_tensor, check_no_nan, check_reduction
+from lossnotes._checks import (
+    as_float_tensor,
+    check_index_tensor,
+    check_no_nan,
+    check_reduction,
+)
 from lossnotes.functional._common import (
     _check_class_weight,
     _check_int,
@@ -139,20 +144,7 @@ def soft_margin_loss(input, target, *, reduction: str = "mean") -> Tensor:
 
 def _check_multi_target(target, shape: torch.Size, num_classes: int) -> Tensor:
     """Class indices of shape ``shape``, each in ``0..num_classes-1``."""
-    if not isinstance(target, Tensor):
-        raise TypeError(
-            "target must be a torch.Tensor of class indices; "
-            f"got {type(target).__name__}"
-        )
-    if (
-        target.is_floating_point()
-        or target.is_complex()
-        or target.dtype == torch.bool
-    ):
-        raise TypeError(
-            "target holds class indices, which need an integer dtype (torch.long); "
-            f"got {target.dtype}"
-        )
+    check_index_tensor(target, "target")
     if target.shape != shape:
         raise ValueError(
             f"target has shape {tuple(target.shape)}; class indices for this input "
