@@ -24,6 +24,15 @@ def chapter_pages(site: Path) -> list[str]:
     return [p for p in pages(site) if CHAPTER_PAGE.match(p)]
 
 
+def page_script(name: str) -> str:
+    """A script of this folder to run in a page, after ``page_started.js``, which
+    defines the wait both of them begin with."""
+    here = Path(__file__).parent
+    return "\n".join(
+        (here / f).read_text(encoding="utf-8") for f in ("page_started.js", name)
+    )
+
+
 def screenshot_path(page: str) -> Path:
     return SCREENSHOTS / page.replace("/", "_").replace(".html", ".png")
 

@@ -3,16 +3,7 @@
 // asynchronous WebDriver script.
 const done = arguments[arguments.length - 1];
 (async () => {
-  // a page that redirects (index.html) or is still loading: wait for its scripts, and
-  // for MathJax (a deferred script) to have started
-  if (document.readyState !== "complete") {
-    await new Promise(ok => window.addEventListener("load", ok));
-  }
-  const mathjaxScript = document.querySelector("script[src*='mathjax']");
-  for (let i = 0; i < 100 && mathjaxScript &&
-       !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++) {
-    await new Promise(ok => setTimeout(ok, 100));
-  }
+  await pageStarted();
   const images = [...document.images];
   for (const img of images) img.loading = "eager";
   await Promise.all(images.map(img => img.complete ? null : new Promise(ok => {

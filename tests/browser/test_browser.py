@@ -17,7 +17,6 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,6 +25,7 @@ from builtbook import (
     SCREENSHOTS,
     chapter_pages,
     open_page,
+    page_script,
     pages,
     screenshot_path,
 )
@@ -35,7 +35,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 # Runs in the page once it has loaded: makes lazy images load, waits for them and
 # for MathJax, then reports what a reader would see.
-INSPECT = (Path(__file__).parent / "inspect.js").read_text(encoding="utf-8")
+INSPECT = page_script("inspect.js")
 
 # TeX that MathJax should have replaced: display or inline delimiters, or a TeX
 # command.

@@ -23,10 +23,9 @@ Screenshots of every page at both widths in both modes go to ``_build/screenshot
 
 import re
 import time
-from pathlib import Path
 
 import pytest
-from builtbook import SCREENSHOTS, open_page, pages
+from builtbook import SCREENSHOTS, open_page, page_script, pages
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -37,7 +36,7 @@ MIN_CONTRAST = 4.5
 
 # Runs in the page once it is laid out (MathJax done): what overflows, and by how
 # much.
-MEASURE = (Path(__file__).parent / "measure.js").read_text(encoding="utf-8")
+MEASURE = page_script("measure.js")
 
 
 def set_viewport(driver, width: int, height: int) -> None:
