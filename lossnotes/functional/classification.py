@@ -34,10 +34,14 @@ from lossnotes.functional._common import (
 from lossnotes.stability import log_softmax
 
 #: Rows whose cross-entropy is below this are recomputed from float64 logits: there
-#: the : rounding of the float32 shift :math:`x_j - m` (up to :math:`|x_j - m| \cdot
-#: 2^{-24}`
-#: relative in :math:`e^{x_j - m}`) would show in the small loss.
+#: the rounding of the float32 shift :math:`x_j - m` (up to :math:`|x_j - m| \cdot
+#: 2^{-24}` relative in :math:`e^{x_j - m}`) would show in the small loss.
 FIXUP_BELOW = 0.01
+#: Rows whose cross-entropy is below this have their row sums accumulated again in
+#: float64: a float32 sum is off by a few :math:`2^{-24}` relative, which is at most
+#: a fraction of an ulp of a loss :math:`\ge 2` (whose ulp is :math:`2^{-22}`) but
+#: could show in a smaller one.
+ACCURATE_BELOW = 2.0
 
 
 def _rows(x: Tensor, dim: int) -> Tensor:
@@ -54,66 +58,139 @@ def _rows(x: Tensor, dim: int) -> Tensor:
 _SUM_BLOCK = 1 << 18
 
 
-def _row_sums_f64(p: Tensor) -> Tensor:
-    """Row sums of an ``(M, C)`` matrix, accumulated in float64, kept dim."""
-    if p.dtype == torch.float64:
-        return p.sum(dim=1, keepdim=True)
-    out = torch.empty(p.size(0), 1, dtype=torch.float64)
-    rows = max(1, _SUM_BLOCK // max(p.size(1), 1))
-    for i in range(0, p.size(0), rows):
-        torch.sum(
-            p[i : i + rows].to(torch.float64),
-            dim=1,
-            keepdim=True,
-            out=out[i : i + rows],
-        )
+def _row_sums_f64(a: Tensor, w: Tensor | None = None) -> Tensor:
+    r"""Row sums :math:`\sum_j a_{ij}` (or :math:`\sum_j w_j a_{ij}`) of an ``(M,
+    C)`` matrix, accumulated in float64, kept dim.
+    """
+    w64 = None if w is None else w.to(torch.float64).unsqueeze(1)
+    if a.dtype == torch.float64:
+        return a.sum(dim=1, keepdim=True) if w64 is None else a @ w64
+    out = torch.empty(a.size(0), 1, dtype=torch.float64)
+    rows = max(1, min(a.size(0), _SUM_BLOCK // max(a.size(1), 1)))
+    buffer = torch.empty(rows, a.size(1), dtype=torch.float64)  # one, reused
+    for i in range(0, a.size(0), rows):
+        block = buffer[: min(rows, a.size(0) - i)].copy_(a[i : i + rows])
+        if w64 is None:
+            torch.sum(block, dim=1, keepdim=True, out=out[i : i + rows])
+        else:
+            torch.matmul(block, w64, out=out[i : i + rows])
     return out
+
+
+#: Beyond this magnitude a row maximum :math:`m` makes :math:`C m - \sum_c x_c`
+#: cancel too much in float64, and the gaps :math:`m - x_c` are summed instead.
+_FAST_GAP_LIMIT = 2.0**24
+
+
+def _gap_sums(x: Tensor, m: Tensor, w: Tensor | None) -> Tensor:
+    r""":math:`\sum_c w_c (m - x_c)` per row (:math:`w = 1` if None), in float64,
+    kept dim; ``m`` is the row maximum.
+
+    Unweighted, with every finite :math:`|m| \le 2^{24}`: :math:`C m - \sum_c x_c`
+    from one float64 row sum (for float32 logits the float64 difference is exact or
+    within :math:`2^{-52} \max|x|` of it, far below the result's :math:`C \log C`
+    floor). Otherwise the gaps :math:`m - x_c \ge 0` are formed and summed, so that
+    nothing cancels, not even a class of tiny weight. A class of weight 0 adds 0
+    even where its logit is ``-inf``; a masked class of positive weight makes the
+    sum ``+inf``.
+    """
+    m64 = m.to(torch.float64)
+    if w is None and bool(((m64.abs() <= _FAST_GAP_LIMIT) | m64.isinf()).all()):
+        return x.size(1) * m64 - _row_sums_f64(x)
+    gap = m - x  # >= 0, exact where the exponents are close
+    sums = _row_sums_f64(gap, w)
+    if w is not None and bool(torch.isnan(sums).any()):  # 0 * inf: weight 0
+        sums = _row_sums_f64(torch.where(w == 0, 0.0, gap), w)
+    return sums
+
+
+def _softmax_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, bool]:
+    """``(p, xe, m, finite, all_finite)`` for ``(M, C)`` logits ``x``.
+
+    ``p`` is the softmax of each row (0 in rows with no finite maximum), from one
+    fused pass over ``xe``, the logits in the working dtype (float32, or float64
+    for float64 input); ``m`` the row maxima (kept dim) and ``finite`` whether they
+    are finite, per row and for all rows. A NaN anywhere in a row makes its
+    maximum NaN, which raises: the one NaN check, on M values.
+    """
+    xe = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    m = xe.amax(dim=1, keepdim=True)
+    check_no_nan(m, "input")
+    finite = torch.isfinite(m)
+    all_finite = bool(finite.all())
+    p = torch.softmax(xe, dim=1)  # e^{x_j - m} / (their float32 sum)
+    if not all_finite:
+        p.masked_fill_(~finite, 0.0)
+    return p, xe, m, finite, all_finite
+
+
+def _near_rows(
+    p: Tensor, y: Tensor, p_max: Tensor, gap_y: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""``(rest, total, log_norm, loss)`` of rows of softmax ``p`` whose loss is
+    below :data:`ACCURATE_BELOW`, from row sums accumulated in float64.
+
+    ``y`` holds the targets (kept dim), ``p_max`` the rows' largest probabilities
+    and ``gap_y`` their :math:`m - x_y` in float64. The loss is :math:`\log(1 + r /
+    p_y)` where :math:`r \le p_y` (no :math:`1 - p_y` is formed), else :math:`(m -
+    x_y) + \log(P / p_{\max})`.
+    """
+    p_y = p.gather(1, y)
+    rest = _row_sums_f64(p.scatter_(1, y, 0.0))  # p is a copy: the other terms
+    p_y = p_y.to(torch.float64)
+    total = rest + p_y
+    log_norm = torch.log(total) - torch.log(p_max)
+    ratio = rest / p_y
+    loss = torch.where(ratio <= 1.0, torch.log1p(ratio), gap_y + log_norm)
+    return rest, total, log_norm, loss
 
 
 class _SoftmaxCrossEntropy(torch.autograd.Function):
     r"""Per row of ``(M, C)`` logits: the loss :math:`-\log p_y` and the LSE.
 
-    Outputs ``(loss, lse, p, total, rest)``: the loss and the LSE in float64 (so
-    that the caller rounds once, and forms ``x - lse`` without its rounding), both
-    differentiable; then, kept for the gradient, the softmax :math:`p` in the
-    working dtype and, in float64, the row sums :math:`P = \sum_j p_j` (1 up to
-    rounding) and :math:`r = \sum_{j \ne y} p_j`.
+    Outputs ``(loss, lse, smooth, p, total, rest)``: the loss and the LSE in
+    float64 (so that the caller rounds once, and forms ``x - lse`` without its
+    rounding), both differentiable; ``smooth``, the label-smoothing term
+    :math:`-\sum_c w_c \log p_c` in float64 and differentiable, when class weights
+    ``w`` (or ``True`` for :math:`w = 1`) are passed as the third input, else None;
+    then, kept for the gradient, the softmax :math:`p` in the working dtype and,
+    in float64, the row sums :math:`P = \sum_j p_j` (1 up to rounding) and
+    :math:`r = \sum_{j \ne y} p_j`: from float32 sums where the loss is at least
+    :data:`ACCURATE_BELOW`, accumulated in float64 where it is below.
 
-    The loss is :math:`\log(1 + r / p_y)` where :math:`p_y \ge 1/2` (a confident row
-    keeps its digits: no :math:`1 - p_y` is formed), else :math:`(m - x_y) + \log(P
-    / p_{\max})`, two terms :math:`\ge 0`. The softmax's own normalisation cancels
-    in both. Rows whose loss is below :data:`FIXUP_BELOW` are summed again from
-    float64 logits. A row holding NaN raises; a row with no finite maximum (all
+    The loss is :math:`\log(1 + r / p_y)` where :math:`p_y \ge 1/2` (a confident
+    row keeps its digits: no :math:`1 - p_y` is formed), else :math:`(m - x_y) +
+    \log(P / p_{\max})`, two terms :math:`\ge 0`. The softmax's own normalisation
+    cancels in both. Rows whose loss is below :data:`FIXUP_BELOW` are summed again
+    from float64 logits. A row holding NaN raises; a row with no finite maximum (all
     ``-inf``, or a ``+inf``) gives a NaN loss, as in torch, and gradient 0.
+
+    The smoothing term is :math:`W (\operatorname{LSE} - m) + \sum_c w_c (m -
+    x_c)`, two sums of terms :math:`\ge 0` (:math:`W = \sum_c w_c`, see
+    :func:`_gap_sums`); its gradient :math:`W p_j / P - w_j` goes into the same
+    gradient matrix, so smoothing costs one row sum in the forward and one pass in
+    the backward.
     """
 
     @staticmethod
-    def forward(x: Tensor, y: Tensor):
-        work = torch.float64 if x.dtype == torch.float64 else torch.float32
-        xe = x.to(work)
-        m = xe.amax(dim=1, keepdim=True)
-        check_no_nan(m, "input")  # a NaN anywhere in a row makes its maximum NaN
-        finite = torch.isfinite(m)
-        all_finite = bool(finite.all())
-        # one fused pass for the exponentials: e^{x_j - m} / (their float32 sum)
-        p = torch.softmax(xe, dim=1)
-        if not all_finite:
-            p.masked_fill_(~finite, 0.0)
+    def forward(x: Tensor, y: Tensor, sum_weights=None):
+        p, xe, m, finite, all_finite = _softmax_rows(x)
         yi = y.unsqueeze(1)
-        p_y = p.gather(1, yi)
-        p.scatter_(1, yi, 0.0)
-        rest = _row_sums_f64(p)  # float64 row accumulation of the other terms
-        p.scatter_(1, yi, p_y)
-        p_y = p_y.to(torch.float64)
-        total = rest + p_y
         m64 = m.to(torch.float64)
-        log_norm = torch.log(total) - torch.log(
-            p.amax(dim=1, keepdim=True).to(torch.float64)
-        )
+        # every row from float32 sums first: the loss (m - x_y) + log(P / p_max)
+        total = p.sum(dim=1, keepdim=True).to(torch.float64)  # P = sum_j p_j
+        p_max = p.amax(dim=1, keepdim=True).to(torch.float64)
+        p_y = p.gather(1, yi).to(torch.float64)
+        log_norm = torch.log(total) - torch.log(p_max)
+        loss = (m64 - x.gather(1, yi).to(torch.float64)) + log_norm
+        rest = total - p_y  # r = sum_{j != y} p_j, no cancellation where loss >= 2
+        near = (loss < ACCURATE_BELOW).squeeze(1)
+        if bool(near.any()):
+            rows = near.nonzero().squeeze(1)
+            rest[rows], total[rows], log_norm[rows], loss[rows] = _near_rows(
+                p[rows], yi[rows], p_max[rows], loss[rows] - log_norm[rows]
+            )
         lse = m64 + log_norm
-        ratio = rest / p_y
-        far = (m64 - x.gather(1, yi).to(torch.float64)) + log_norm
-        loss = torch.where(ratio <= 1.0, torch.log1p(ratio), far)
         if not all_finite:
             loss = torch.where(finite, loss, torch.nan)
             lse = torch.where(finite, lse, m64)
@@ -124,23 +201,41 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
             yr = yi[rows]
             d = torch.exp(xr - xr.gather(1, yr)).scatter_(1, yr, 0.0)
             loss[rows] = torch.log1p(d.sum(dim=1, keepdim=True))
-        return loss.squeeze(1), lse.squeeze(1), p, total, rest
+        smooth = None
+        if sum_weights is not None:
+            w = None if sum_weights is True else sum_weights
+            total_w = x.size(1) if w is None else w.to(torch.float64).sum()
+            smooth = (total_w * log_norm + _gap_sums(xe, m, w)).squeeze(1)
+        return loss.squeeze(1), lse.squeeze(1), smooth, p, total, rest
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        x, y = inputs
-        _, lse, p, total, rest = output
+        x, y, *maybe_w = inputs
+        _, lse, _, p, total, rest = output
         ctx.mark_non_differentiable(p, total, rest)
         # no zero-filled (M, C) gradient for the non-differentiable outputs
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, y, lse, p, total, rest)
+        w = maybe_w[0] if maybe_w else None
+        ctx.sum_weights = w  # None, True (w = 1) or the class weights
+        ctx.save_for_backward(x, y, lse, total, rest)
+        # p is kept outside the saved tensors, whose version check would refuse
+        # the in-place use the first backward makes of it (p has no grad_fn, so
+        # no reference cycle); a second backward (retain_graph=True) recomputes it
+        ctx.p = p
 
     @staticmethod
-    def backward(ctx, g_loss, g_lse, *_):
-        x, y, lse, p, total, rest = ctx.saved_tensors
+    def backward(ctx, g_loss, g_lse, g_smooth, *_):
+        x, y, lse, total, rest = ctx.saved_tensors
         yi = y.unsqueeze(1)
         g_loss = lse.new_zeros(()) if g_loss is None else g_loss.unsqueeze(1)
         g_lse = lse.new_zeros(()) if g_lse is None else g_lse.unsqueeze(1)
+        g_w = None  # d smooth / dx_j = W p_j / P - w_j: the -w_j part, times g
+        if g_smooth is not None:
+            w = ctx.sum_weights
+            total_w = x.size(1) if w is True else w.to(torch.float64).sum()
+            g_smooth = g_smooth.unsqueeze(1)
+            g_lse = g_lse + total_w * g_smooth
+            g_w = -g_smooth.to(x.dtype) * (1.0 if w is True else w.to(x.dtype))
         if torch.is_grad_enabled():
             # a second derivative is asked for: the same gradient from
             # differentiable operations, softmax(x) = exp(x - lse), 0 in rows
@@ -148,7 +243,8 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
             q = torch.exp(x - lse.unsqueeze(1))
             q = q.masked_fill(~torch.isfinite(lse).unsqueeze(1), 0.0).to(x.dtype)
             one_hot = torch.zeros_like(x).scatter_(1, yi, 1.0)
-            return (g_loss + g_lse) * q - g_loss * one_hot, None
+            grad = (g_loss + g_lse) * q - g_loss * one_hot
+            return (grad if g_w is None else grad + g_w), None, None
         # d loss / dx_j = p_j / P - [j = y] and d lse / dx_j = p_j / P; the target's
         # entry is (g_lse p_y - g_loss r) / P, which does not cancel
         ok = total > 0
@@ -157,13 +253,20 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         # can be many times slower than its divide; g = 0, or a row without a
         # maximum, give p / inf = 0
         inv = torch.where(ok & (g_both != 0), total / g_both, torch.inf)
-        grad = p / inv.to(p.dtype)
+        # the first backward takes p and turns it into the gradient, in place: a
+        # fresh (M, C) matrix would cost page faults as long as the division
+        # itself; letting go of it lets autograd store it as x.grad without a copy
+        p = ctx.p if ctx.p is not None else _softmax_rows(x)[0]  # the same p again
+        ctx.p = None
+        grad = p.div_(inv.to(p.dtype))
         p_y = total - rest
         at_y = (
             g_lse.to(torch.float64) * p_y - g_loss.to(torch.float64) * rest
         ) / total
         grad.scatter_(1, yi, torch.where(ok, at_y, 0.0).to(p.dtype))
-        return grad.to(x.dtype), None
+        if g_w is not None:
+            grad += g_w  # in place: no second (M, C) matrix
+        return grad.to(x.dtype), None, None
 
 
 def nll_loss(
@@ -410,52 +513,22 @@ def cross_entropy(
             smooth = torch.where(keep, -(w_c * log_p).sum(dim), 0.0)
     else:
         x2 = _rows(x, dim)
-        loss_n, lse_n, *_ = _SoftmaxCrossEntropy.apply(x2, index.reshape(-1))
+        smooth_w = (True if w is None else w) if eps > 0.0 else None
+        loss_n, _, smooth_n, *_ = _SoftmaxCrossEntropy.apply(
+            x2, index.reshape(-1), smooth_w
+        )
         loss_n = loss_n.to(x.dtype).reshape(index.shape)  # rounded once
         # where, not w_n * ...: an ignored sample adds an exact 0 and no gradient
         loss = torch.where(keep, w_n * loss_n, 0.0)
         smooth = None
         if eps > 0.0:
-            smooth = torch.where(
-                keep, _smoothing_term(x2, lse_n, w, index.shape), 0.0
-            )
+            smooth_n = smooth_n.to(x.dtype).reshape(index.shape)  # rounded once
+            smooth = torch.where(keep, smooth_n, 0.0)
     if smooth is None:
         return _reduce(loss, reduction, total)
     return (1 - eps) * _reduce(loss, reduction, total) + _reduce(
         smooth, reduction, total
     ) * (eps / num_classes)
-
-
-def _smoothing_term(x2: Tensor, lse: Tensor, w: Tensor | None, shape) -> Tensor:
-    r""":math:`-\sum_c w_c \log p_c` per row, as two sums of terms :math:`\ge 0`.
-
-    :math:`-\log p_c = (m - x_c) + (\operatorname{LSE}(x) - m)` with :math:`m` the
-    row maximum: :math:`\sum_c w_c (m - x_c) + W (\operatorname{LSE} - m)`, nothing
-    cancels (as :math:`W \operatorname{LSE} - \sum_c w_c x_c` would). A class of
-    weight 0 adds 0 even where its logit is ``-inf``; a masked class of positive
-    weight makes the term ``+inf``.
-    """
-    return _sum_minus_log_q(x2, lse, w).to(x2.dtype).reshape(shape)
-
-
-def _sum_minus_log_q(x2: Tensor, lse: Tensor, w: Tensor | None = None) -> Tensor:
-    r""":math:`\sum_c w_c (\operatorname{LSE} - x_c)` per row, in float64.
-
-    ``w = 1`` if None; ``lse`` is the float64 LSE of the rows of ``x2``.
-    """
-    # m cancels from the sum, so no gradient flows through it (amax's backward would
-    # cost several passes over the logits)
-    m = x2.detach().amax(dim=1, keepdim=True)
-    gap = m - x2  # >= 0, exact where the exponents are close
-    if w is None:
-        dot, total_w = gap.sum(dim=1), x2.size(1)
-    else:
-        dot, total_w = gap @ w, w.sum()
-        if bool(torch.isnan(dot).any()):  # 0 * inf: a masked class of weight 0
-            dot = torch.where(w == 0, 0.0, gap * w).sum(dim=1)
-    m64 = m.squeeze(1).to(torch.float64)
-    log_norm = torch.where(torch.isfinite(m64), lse - m64, 0.0)
-    return dot.to(torch.float64) + total_w * log_norm
 
 
 def _along_class_dim(w: Tensor, x: Tensor) -> Tensor:

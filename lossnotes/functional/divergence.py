@@ -25,7 +25,6 @@ from lossnotes.functional._common import (
 )
 from lossnotes.functional.classification import (
     _SoftmaxCrossEntropy,
-    _sum_minus_log_q,
 )
 from lossnotes.functional.focal import _raise_if_no_finite_maximum
 from lossnotes.stability import log_softmax
@@ -259,12 +258,14 @@ def label_smoothing_kl_loss(
         cross = -torch.where(smoothed == 0, 0.0, smoothed * log_q).sum(dim=2)
     else:
         x2 = x.reshape(-1, num_classes)
-        nll, lse, *_ = _SoftmaxCrossEntropy.apply(x2, index.reshape(-1))
+        nll, _, smooth, *_ = _SoftmaxCrossEntropy.apply(
+            x2, index.reshape(-1), True if off > 0 else None
+        )
         _raise_if_no_finite_maximum(x, nll, "input")
         # -sum_k t_k log q_k = (1 - eps - off) (-log q_y) + off sum_k (lse - x_k)
         cross = (1.0 - eps - off) * nll  # float64, like lse: rounded once below
         if off > 0:
-            cross = cross + off * _sum_minus_log_q(x2, lse)
+            cross = cross + off * smooth
         cross = cross.to(x.dtype).reshape(index.shape)
     per_token = entropy_term + cross
     total = torch.where(keep, per_token, 0.0).sum()
