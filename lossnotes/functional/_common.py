@@ -85,17 +85,19 @@ def _check_class_target(
         )
     target = target.long()
     keep = target != ignore_index
+    index = torch.where(keep, target, 0)
     if not is_transformed(target) and target.numel() > 0:
-        bad = keep & ((target < 0) | (target >= num_classes))
-        if bad.any():
+        low, high = torch.aminmax(index)  # one pass; the details only on failure
+        if low < 0 or high >= num_classes:
+            bad = (index < 0) | (index >= num_classes)
             where = tuple(bad.nonzero()[0].tolist())
             raise ValueError(
-                f"target has class {target[bad][0].item()} at position {where} but "
+                f"target has class {index[bad][0].item()} at position {where} but "
                 "input "
                 f"has only {num_classes} classes (valid: 0..{num_classes - 1}, or "
                 f"{ignore_name}={ignore_index} to skip)"
             )
-    return torch.where(keep, target, 0), keep
+    return index, keep
 
 
 def _class_target_for(

@@ -367,23 +367,61 @@ def _nll(
 ) -> Tensor:
     """:func:`nll_loss` on checked arguments."""
     dim = _class_dim(log_p)
-    picked = log_p.gather(dim, index.unsqueeze(dim)).squeeze(dim)  # x_{n, y_n}
-    # where, not w_n * ...: an ignored sample adds an exact 0 (never 0 * -inf) and
-    # no gradient
-    if w is None:
-        loss = torch.where(keep, -picked, 0.0)
-        total = keep.sum()
+    w_n = _target_weights(w, index, keep, log_p.dtype)
+    total = w_n.sum()
+    if is_transformed(log_p, index, w) or (w is not None and w.requires_grad):
+        # plain differentiable operations: torch.func, or a gradient for the weights
+        picked = log_p.gather(dim, index.unsqueeze(dim)).squeeze(dim)  # x_{n, y_n}
+        out = _reduce(torch.where(keep, -w_n * picked, 0.0), reduction, total=total)
     else:
-        w_n = _target_weights(w, index, keep, log_p.dtype)
-        loss = torch.where(keep, -w_n * picked, 0.0)
-        total = w_n.sum()
-    out = _reduce(loss, reduction, total=total)
+        out = _PickedLoss.apply(log_p, index, keep, w_n, total, reduction)
     # a NaN among the picked values makes the result NaN (0 * NaN too): one check on
     # the result, then on the N picked values, never on the N * C inputs
     if not is_transformed(out) and out.numel() > 0:
         if bool(torch.isnan(out if out.dim() == 0 else out.detach().sum())):
+            picked = log_p.detach().gather(dim, index.unsqueeze(dim)).squeeze(dim)
             check_no_nan(torch.where(keep, picked, 0.0), "input")
     return out
+
+
+class _PickedLoss(torch.autograd.Function):
+    r"""The reduced :math:`-w_{y_n} x_{n, y_n}` of :func:`nll_loss`, as one node.
+
+    Forward: one ``gather``; an ignored sample adds an exact 0 (never :math:`0
+    \cdot (-\infty)`). Backward: the coefficients :math:`-w_{y_n}` (0 where
+    ignored, divided by the total weight for ``"mean"``) scattered into zeros, as
+    PyTorch's own ``nll_loss`` does, without an autograd node for each small
+    operation.
+
+    Written in the old style (``forward(ctx, ...)``): ``apply`` binds the
+    arguments of a Function with ``setup_context`` through ``inspect.signature``
+    on every call (about 20 us, a tenth of PyTorch's whole ``nll_loss`` at
+    (64, 32000)), and this Function never runs inside a ``torch.func`` transform
+    (:func:`_nll` takes plain operations there).
+    """
+
+    @staticmethod
+    def forward(ctx, log_p, index, keep, w_n, total, reduction):
+        dim = _class_dim(log_p)
+        picked = log_p.gather(dim, index.unsqueeze(dim)).squeeze(dim)
+        ctx.reduction, ctx.shape, ctx.dtype = reduction, log_p.shape, log_p.dtype
+        ctx.save_for_backward(index, keep, w_n, total)
+        return _reduce(torch.where(keep, -w_n * picked, 0.0), reduction, total)
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, keep, w_n, total = ctx.saved_tensors
+        if ctx.reduction == "mean":
+            grad = grad / total
+        coef = torch.where(keep, -w_n * grad, 0.0)  # 0 even for 0 / 0 weights
+        dim = 0 if len(ctx.shape) == 1 else 1
+        zeros = torch.zeros(ctx.shape, dtype=ctx.dtype)
+        src = coef.unsqueeze(dim).to(ctx.dtype)
+        if torch.is_grad_enabled():  # a second derivative: differentiable in grad
+            g = zeros.scatter(dim, index.unsqueeze(dim), src)
+        else:
+            g = zeros.scatter_(dim, index.unsqueeze(dim), src)
+        return g, None, None, None, None, None
 
 
 def _target_weights(w: Tensor | None, index: Tensor, keep: Tensor, dtype) -> Tensor:
