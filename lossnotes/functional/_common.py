@@ -88,7 +88,7 @@ def _check_class_target(
     index = torch.where(keep, target, 0)
     if not is_transformed(target) and target.numel() > 0:
         low, high = torch.aminmax(index)  # one pass; the details only on failure
-        if low < 0 or high >= num_classes:
+        if int(low) < 0 or int(high) >= num_classes:
             bad = (index < 0) | (index >= num_classes)
             where = tuple(bad.nonzero()[0].tolist())
             raise ValueError(

@@ -367,12 +367,13 @@ def _nll(
 ) -> Tensor:
     """:func:`nll_loss` on checked arguments."""
     dim = _class_dim(log_p)
-    w_n = _target_weights(w, index, keep, log_p.dtype)
-    total = w_n.sum()
+    w_n = None if w is None else _target_weights(w, index, keep, log_p.dtype)
+    total = keep.sum() if w is None else w_n.sum()
     if is_transformed(log_p, index, w) or (w is not None and w.requires_grad):
         # plain differentiable operations: torch.func, or a gradient for the weights
         picked = log_p.gather(dim, index.unsqueeze(dim)).squeeze(dim)  # x_{n, y_n}
-        out = _reduce(torch.where(keep, -w_n * picked, 0.0), reduction, total=total)
+        loss = -picked if w is None else -w_n * picked
+        out = _reduce(torch.where(keep, loss, 0.0), reduction, total=total)
     else:
         out = _PickedLoss.apply(log_p, index, keep, w_n, total, reduction)
     # a NaN among the picked values makes the result NaN (0 * NaN too): one check on
@@ -388,8 +389,9 @@ class _PickedLoss(torch.autograd.Function):
     r"""The reduced :math:`-w_{y_n} x_{n, y_n}` of :func:`nll_loss`, as one node.
 
     Forward: one ``gather``; an ignored sample adds an exact 0 (never :math:`0
-    \cdot (-\infty)`). Backward: the coefficients :math:`-w_{y_n}` (0 where
-    ignored, divided by the total weight for ``"mean"``) scattered into zeros, as
+    \cdot (-\infty)`); ``w_n`` is None for unit weights. Backward: the
+    coefficients :math:`-w_{y_n}` (0 where ignored, divided by the total weight for
+    ``"mean"``) scattered into zeros, as
     PyTorch's own ``nll_loss`` does, without an autograd node for each small
     operation.
 
@@ -406,14 +408,16 @@ class _PickedLoss(torch.autograd.Function):
         picked = log_p.gather(dim, index.unsqueeze(dim)).squeeze(dim)
         ctx.reduction, ctx.shape, ctx.dtype = reduction, log_p.shape, log_p.dtype
         ctx.save_for_backward(index, keep, w_n, total)
-        return _reduce(torch.where(keep, -w_n * picked, 0.0), reduction, total)
+        loss = -picked if w_n is None else -w_n * picked
+        return _reduce(torch.where(keep, loss, 0.0), reduction, total)
 
     @staticmethod
     def backward(ctx, grad):
         index, keep, w_n, total = ctx.saved_tensors
         if ctx.reduction == "mean":
             grad = grad / total
-        coef = torch.where(keep, -w_n * grad, 0.0)  # 0 even for 0 / 0 weights
+        coef = -grad if w_n is None else -w_n * grad
+        coef = torch.where(keep, coef, 0.0)  # 0 even for 0 / 0 weights
         dim = 0 if len(ctx.shape) == 1 else 1
         zeros = torch.zeros(ctx.shape, dtype=ctx.dtype)
         src = coef.unsqueeze(dim).to(ctx.dtype)
