@@ -23,16 +23,15 @@ from lossnotes.functional import (
     cross_entropy,
     nll_loss,
 )
+from lossnotes.stability import ulp_error
 
 FLOATS = [torch.float32, torch.float64]
 REDUCTIONS = ["none", "mean", "sum"]
-# : relative accuracy asked of a result, per dtype (float32 results are compared
-# with PyTorch's
-#: own float32 arithmetic, whose rounding errors are what this allows for)
+# relative accuracy asked of a result, per dtype (float32 results are compared with
+# PyTorch's own float32 arithmetic, whose rounding errors are what this allows for)
 TOL = {torch.float32: 2e-5, torch.float64: 1e-11}
-# : absolute accuracy, as a fraction of the largest quantity involved: a few units
-# in the last
-#: place of the dtype (float32: 1.2e-7, float64: 2.2e-16)
+# absolute accuracy, as a fraction of the largest quantity involved: a few units in
+# the last place of the dtype (float32: 1.2e-7, float64: 2.2e-16)
 ABS = {torch.float32: 1e-6, torch.float64: 1e-14}
 
 # logits: mostly moderate, some extreme (+-1e4), some exactly 0 (ties)
@@ -366,6 +365,30 @@ def test_cross_entropy_gradient_is_softmax_minus_one_hot():
     (grad,) = torch.autograd.grad(cross_entropy(x, target, reduction="sum"), x)
     expected = torch.softmax(x.detach(), dim=1) - F.one_hot(target, 4).double()
     torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 10, 100, 1000, 5000])
+def test_cross_entropy_is_within_2_ulp_of_float64(num_classes):
+    # float32 logits at several scales, with the target's logit raised by 0 to 40:
+    # confident rows (loss down to 1e-17), rows near the fix-up thresholds and
+    # ordinary ones. Reference: log(1 + sum_{j != y} e^{x_j - x_y}) in float64,
+    # where each difference of two float32 logits is exact.
+    g = torch.Generator().manual_seed(num_classes)
+    n = max(8, 20000 // num_classes)
+    xs, ys = [], []
+    for scale in (0.1, 1.0, 3.0, 10.0):
+        for boost in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 40.0):
+            x = scale * torch.randn(n, num_classes, generator=g)
+            y = torch.randint(0, num_classes, (n,), generator=g)
+            x[torch.arange(n), y] += boost
+            xs.append(x)
+            ys.append(y)
+    x, y = torch.cat(xs), torch.cat(ys)
+    xd = x.double()
+    terms = torch.exp(xd - xd.gather(1, y[:, None])).scatter(1, y[:, None], 0.0)
+    exact = torch.log1p(terms.sum(1))
+    ours = cross_entropy(x, y, reduction="none")
+    assert ulp_error(ours, exact).max() <= 2.0
 
 
 # --- PyTorch's surprising behaviours, followed ------------------------------------
