@@ -9,10 +9,12 @@ sizes, (N, C) = (4096, 1000) and (64, 32000), in float32 on one thread
 (torch.set_num_threads(1)):
 
 - time: the wall time of forward + backward (`out = f(...); out.backward()`),
-  lossnotes and its PyTorch counterpart taking turns (interleaved), each time the
-  median of --reps repetitions after a warm-up; `ratio` is the median over the
-  repetitions of lossnotes' time over PyTorch's in the same back-to-back pair
-  (below 1: faster), `ratio_of_medians` the ratio of the two medians.
+  lossnotes and its PyTorch counterpart taking turns (interleaved) in blocks of
+  BLOCK calls, each block timed by the median of its last KEPT calls (so that each
+  function runs in the allocator state it leaves itself); `ratio` is the median
+  over --reps block pairs of lossnotes' time over PyTorch's in the same
+  back-to-back pair (below 1: faster), `ratio_of_medians` the ratio of the two
+  medians.
 - accuracy: the largest error, in float32 ulps, of the per-sample loss
   (reduction="none"; per element for the pointwise losses, per row for logsumexp,
   per entry for softmax and log_softmax) against a float64 reference written in the
@@ -60,6 +62,7 @@ from lossnotes import stability  # noqa: E402
 from lossnotes.stability import ulp_error  # noqa: E402
 
 SIZES = [(4096, 1000), (64, 32000)]
+BLOCK, KEPT = 6, 3  # calls per timed block, and how many of the last are kept
 OUT = Path(__file__).resolve().parent / "results" / "functional.json"
 
 
@@ -343,10 +346,19 @@ def fwd_bwd(fn, inputs):
     return run
 
 
-def timed(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+def timed(run, calls: int = BLOCK, kept: int = KEPT) -> float:
+    """The median time of the last ``kept`` of ``calls`` back-to-back calls.
+
+    The first calls of a block let the allocator settle into the state that this
+    function alone leaves behind: timing single calls taken in turns would make
+    each side pay for the large blocks the other just freed (page faults).
+    """
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[-kept:])
 
 
 def measure(n: int, c: int, reps: int, only: set[str] | None) -> list[dict]:
@@ -423,7 +435,10 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "dtype": "float32",
             "reps": args.reps,
-            "timing": "forward + backward, interleaved, median of reps",
+            "timing": (
+                f"forward + backward, interleaved blocks of {BLOCK} calls timed by "
+                f"the median of the last {KEPT}, median of reps"
+            ),
             "accuracy": "max ulp of the per-sample loss vs a float64 reference",
         },
         "mpmath_check": {

@@ -24,6 +24,7 @@ from lossnotes.functional import (
     label_smoothing_kl_loss,
     sigmoid_focal_loss,
 )
+from lossnotes.stability import ulp_error
 
 D = torch.float64
 
@@ -824,6 +825,104 @@ def test_sigmoid_focal_loss_gradcheck():
     assert torch.autograd.gradcheck(
         lambda t: sigmoid_focal_loss(t, y, gamma=1.5, reduction="sum"), (x,)
     )
+
+
+def _sigmoid_focal_float64(x, y, alpha, gamma):
+    # the definition in float64: 1 - p_t and the cross-entropy as sums of
+    # non-negative terms, each exact to about 1e-16 (a float32 ulp is 6e-8)
+    xd, yd = x.double(), y.double()
+    zero = torch.zeros((), dtype=D)
+    ce = yd * torch.logaddexp(-xd, zero) + (1 - yd) * torch.logaddexp(xd, zero)
+    one_minus_pt = yd * torch.sigmoid(-xd) + (1 - yd) * torch.sigmoid(xd)
+    alpha_t = yd * alpha + (1 - yd) * (1 - alpha) if alpha >= 0 else 1.0
+    return alpha_t * one_minus_pt**gamma * ce
+
+
+def _confident_logits(seed):
+    # 3 randn logits, a quarter of them pushed confidently right or wrong by 25,
+    # and a few extreme ones
+    g = torch.Generator().manual_seed(seed)
+    x = 3 * torch.randn(400, 60, generator=g)
+    y = (torch.rand(400, 60, generator=g) < 0.3).float()
+    push = (
+        25
+        * (2 * y - 1)
+        * torch.where(torch.rand(400, 60, generator=g) < 0.5, 1, -1)
+    )
+    x[::4] += push[::4]
+    x[1, :8] = torch.tensor([-80.0, 80.0, -40.0, 40.0, 0.0, -0.0, 1e-20, -100.0])
+    return x, y
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 2.0), (-1, 0.5), (0.5, 3.0)])
+@pytest.mark.parametrize("soft", [False, True])
+def test_sigmoid_focal_loss_is_within_2_ulp_on_confident_inputs(alpha, gamma, soft):
+    x, y = _confident_logits(3)
+    if soft:
+        y = torch.rand(y.shape, generator=torch.Generator().manual_seed(4))
+    exact = _sigmoid_focal_float64(x, y, alpha, gamma)
+    ours = sigmoid_focal_loss(x, y, alpha, gamma)
+    assert ours.dtype == torch.float32
+    assert ulp_error(ours, exact).max().item() <= 2.0
+    if not soft:  # torchvision's 1 - p_t, a subtraction, is off by far more
+        theirs = torchvision_sigmoid_focal_loss(x, y, alpha, gamma)
+        assert ulp_error(theirs, exact).max().item() > 1000
+
+
+def test_sigmoid_focal_loss_float64_reference_agrees_with_mpmath():
+    # the reference of the test above, at a few confident points, to 50 digits
+    with mpmath.workdps(50):
+        for x, y in [(-30.0, 0.0), (17.25, 1.0), (-12.5, 1.0), (40.0, 0.0)]:
+            s = 1 / (1 + mpmath.exp(-x))
+            q = s if y == 0 else 1 - s
+            ce = -mpmath.log(1 - s) if y == 0 else -mpmath.log(s)
+            exact = float((0.25 if y else 0.75) * q**2 * ce)
+            ref = _sigmoid_focal_float64(
+                torch.tensor([x]), torch.tensor([y]), 0.25, 2.0
+            )
+            assert ref.item() == pytest.approx(exact, rel=1e-14)
+
+
+def test_sigmoid_focal_loss_gradient_is_accurate_in_float32():
+    # the gradient computed with the loss, against autograd through the float64
+    # definition; binary targets (soft ones make d ce / dx = sigmoid(x) - y cancel)
+    x, y = _confident_logits(5)
+    for reduction in ("none", "mean"):
+        leaf = x.clone().requires_grad_()
+        out = sigmoid_focal_loss(leaf, y, reduction=reduction)
+        (ours,) = torch.autograd.grad(out.sum(), leaf)
+        xd = x.double().requires_grad_()
+        ref = _sigmoid_focal_float64(xd, y, 0.25, 2.0)
+        ref = ref.mean() if reduction == "mean" else ref.sum()
+        (exact,) = torch.autograd.grad(ref, xd)
+        assert ulp_error(ours, exact).max().item() <= 2.0
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_sigmoid_focal_loss_forward_mode_ad_matches_torchvision(reduction):
+    # dual tensors of torch.autograd.forward_ad take the composite path
+    import torch.autograd.forward_ad as fwAD
+
+    x, v, w = randn(15, 4, 3), randn(16, 4, 3), randn(17, 4, 3)
+    y = torch.rand(4, 3, generator=torch.Generator().manual_seed(2), dtype=D)
+    tangents = []
+    for fn in (sigmoid_focal_loss, torchvision_sigmoid_focal_loss):
+        with fwAD.dual_level():
+            out = fn(
+                fwAD.make_dual(x, v), fwAD.make_dual(y, w), reduction=reduction
+            )
+            tangents.append(fwAD.unpack_dual(out).tangent)
+    torch.testing.assert_close(*tangents, rtol=1e-10, atol=1e-12)
+
+
+def test_sigmoid_focal_loss_second_backward_with_retain_graph():
+    x = randn(14, 5, 3).requires_grad_(True)
+    y = torch.rand(5, 3, generator=torch.Generator().manual_seed(1), dtype=D)
+    loss = sigmoid_focal_loss(x, y, reduction="sum")
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2 * first)
 
 
 @pytest.mark.parametrize(

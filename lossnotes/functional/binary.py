@@ -182,6 +182,89 @@ class _BinaryCrossEntropyWithLogits(torch.autograd.Function):
         return out if y_t is None else out - y_t * x
 
 
+#: Elements per block of :func:`_bce_with_logits_sum`: four temporaries that stay
+#: in the cache (whole-size ones would cost a page fault per 4 KiB).
+_BCE_BLOCK = 1 << 18
+
+
+def _bce_with_logits_sum(x: Tensor, y: Tensor) -> Tensor:
+    r""":math:`\sum_i (\max(x_i, 0) - y_i x_i) + \log(1 + e^{-|x_i|})` as a float64
+    scalar: block by block, each block summed in ``x``'s dtype (every term is
+    :math:`\ge 0`; float32 for half precision) and the block sums in float64.
+    """
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    n = xf.numel()
+    m = max(1, min(_BCE_BLOCK, n))
+    a, b, c, d = (torch.empty(m, dtype=x.dtype) for _ in range(4))
+    # block sums in x's dtype (a sum into a float64 out= converts the block first),
+    # float32 for half precision (whose range a block sum could overflow)
+    low = x.dtype in (torch.float16, torch.bfloat16)
+    partial = torch.empty((n + m - 1) // m, dtype=torch.float32 if low else x.dtype)
+    # log sigmoid(|x|) = -log(1 + e^-|x|), the exponential and its log1p in one
+    # kernel, into a buffer of the block (the functional form has no out=)
+    log_sigmoid = torch.ops.aten.log_sigmoid_forward.output
+    for j, i in enumerate(range(0, n, m)):
+        k = min(m, n - i)
+        xs, first, absolute, minus_second = xf[i : i + k], a[:k], b[:k], c[:k]
+        torch.clamp(xs, min=0.0, out=first).addcmul_(xs, yf[i : i + k], value=-1.0)
+        log_sigmoid(torch.abs(xs, out=absolute), output=minus_second, buffer=d[:k])
+        torch.sum(first.sub_(minus_second), dim=0, out=partial[j])
+    return partial.sum(dtype=torch.float64)
+
+
+class _FusedBCEWithLogits(torch.autograd.Function):
+    r"""Binary cross-entropy from logits, reduced as asked, outside ``torch.func``.
+
+    The two non-negative terms of :class:`_BinaryCrossEntropyWithLogits`, each from
+    one pass over the inputs: :math:`\max(x, 0) - y x` (exact for :math:`y \in \{0,
+    1\}`) and :math:`\log(1 + e^{-|x|})` (for ``"none"``, one ``logsigmoid``, which
+    forms the exponential and its ``log1p`` in one kernel). For ``"sum"`` and
+    ``"mean"`` the terms are summed block by block in the cache
+    (:func:`_bce_with_logits_sum`: sums of non-negative terms, nothing cancels)
+    and the mean divides once, in float64: no per-element loss, and no broadcast
+    gradient of a mean, is formed. The gradient
+    :math:`(\sigma(x) - y)\, g / n` is one ``sigmoid`` and two in-place passes;
+    with ``create_graph=True`` it is written with differentiable operations, so a
+    second derivative works.
+    """
+
+    @staticmethod
+    def forward(x: Tensor, y: Tensor, reduction: str) -> Tensor:
+        if reduction != "none":
+            total = _bce_with_logits_sum(x, y)
+            if reduction == "mean":
+                total = total / x.numel()  # NaN for an empty input, as in torch
+            return total.to(x.dtype)
+        first = torch.relu(x).addcmul_(x, y, value=-1.0)  # max(x, 0) - y x >= 0
+        # log sigmoid(|x|) = -log(1 + e^-|x|): exp and log1p in one kernel
+        return first.sub_(torch.nn.functional.logsigmoid(x.abs()))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, y, reduction = inputs
+        ctx.reduction = reduction
+        ctx.scale = 1.0 / x.numel() if reduction == "mean" and x.numel() else 1.0
+        ctx.save_for_backward(x, y)
+        ctx.save_for_forward(x, y)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, y = ctx.saved_tensors
+        g = grad * ctx.scale if ctx.scale != 1.0 else grad
+        grad_y = -g * x if ctx.needs_input_grad[1] else None
+        if torch.is_grad_enabled():  # create_graph: differentiable operations
+            return (torch.sigmoid(x) - y) * g, grad_y, None
+        return torch.sigmoid(x).sub_(y).mul_(g), grad_y, None
+
+    @staticmethod
+    def jvp(ctx, x_t: Tensor, y_t: Tensor, _) -> Tensor:
+        x, y = ctx.saved_tensors
+        out = x_t * (torch.sigmoid(x) - y)
+        if y_t is not None:
+            out = out - y_t * x
+        return out if ctx.reduction == "none" else out.sum() * ctx.scale
+
+
 def binary_cross_entropy_with_logits(
     input: TensorLike,
     target: TensorLike,
@@ -202,11 +285,13 @@ def binary_cross_entropy_with_logits(
     probability is ever formed, rounded to 0 or 1 and clamped. Without
     ``pos_weight`` the loss is written :math:`(\max(x_i, 0) - y_i x_i) + \log(1 +
     e^{-|x_i|})`, two non-negative terms that never cancel (PyTorch's :math:`(1 - y)
-    x - \log\sigma(x)` cancels for a confident correct logit). :math:`r` is
-    ``pos_weight`` (1 by default), which scales the positive term only; it
-    broadcasts against ``input``, so a tensor of ``C`` values weighs the positives
-    of each of ``C`` labels on the last dimension. ``"mean"`` averages over all
-    elements; ``weight`` does not change the divisor.
+    x - \log\sigma(x)` cancels for a confident correct logit). ``"mean"`` and
+    ``"sum"`` add the terms up block by block, without forming the per-element
+    loss, and the gradient :math:`\sigma(x) - y` comes from one ``sigmoid``.
+    :math:`r` is ``pos_weight`` (1 by default), which scales the positive term
+    only; it broadcasts against ``input``, so a tensor of ``C`` values weighs the
+    positives of each of ``C`` labels on the last dimension. ``"mean"`` averages
+    over all elements; ``weight`` does not change the divisor.
 
     Unlike PyTorch, a ``target`` outside [0, 1] is an error (PyTorch computes a
     number), and ``weight``/``pos_weight`` must broadcast to ``input``'s shape
@@ -248,16 +333,20 @@ def binary_cross_entropy_with_logits(
     """
     x, y, w = _binary_inputs(input, target, weight, reduction)
     r = _check_broadcast_weight(pos_weight, "pos_weight", x.shape, x)
-    if r is None:
-        loss = _BinaryCrossEntropyWithLogits.apply(x, y)
+    if r is None and w is None and not is_transformed(x, y):
+        # one fused function, the reduction included
+        out = _FusedBCEWithLogits.apply(x, y, reduction)
     else:
-        zero = torch.zeros((), dtype=x.dtype)
-        minus_log_p = torch.logaddexp(-x, zero)  # -log sigmoid(x) = softplus(-x)
-        minus_log_1mp = torch.logaddexp(
-            x, zero
-        )  # -log(1 - sigmoid(x)) = softplus(x)
-        loss = r * y * minus_log_p + (1 - y) * minus_log_1mp
-    out = _reduce(loss if w is None else w * loss, reduction)
+        if r is None and is_transformed(x, y, w):
+            loss = _BinaryCrossEntropyWithLogits.apply(x, y)
+        elif r is None:
+            loss = _FusedBCEWithLogits.apply(x, y, "none")
+        else:
+            zero = torch.zeros((), dtype=x.dtype)
+            minus_log_p = torch.logaddexp(-x, zero)  # -log sigmoid(x)
+            minus_log_1mp = torch.logaddexp(x, zero)  # -log(1 - sigmoid(x))
+            loss = r * y * minus_log_p + (1 - y) * minus_log_1mp
+        out = _reduce(loss if w is None else w * loss, reduction)
     # NaN in the input makes a NaN result (so does inf * 0, which is allowed): one
     # check on the result, and a look at the input only when it is NaN
     if not is_transformed(out) and out.numel() > 0:

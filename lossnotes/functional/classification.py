@@ -196,7 +196,10 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         if bool(near.any()):
             rows = near.nonzero().squeeze(1)
             rest[rows], total[rows], log_norm[rows], loss[rows] = _near_rows(
-                p[rows], yi[rows], p_max[rows], loss[rows] - log_norm[rows]
+                p.index_select(0, rows),  # a copy; index_select is the fast gather
+                yi[rows],
+                p_max[rows],
+                loss[rows] - log_norm[rows],
             )
         lse = m64 + log_norm
         if not all_finite:
@@ -208,7 +211,7 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         )
         if bool(small.any()):
             rows = small.nonzero().squeeze(1)
-            xr = x[rows].to(torch.float64)
+            xr = x.index_select(0, rows).to(torch.float64)
             yr = yi[rows]
             d = torch.exp(xr - xr.gather(1, yr)).scatter_(1, yr, 0.0)
             loss[rows] = torch.log1p(d.sum(dim=1, keepdim=True))
