@@ -132,20 +132,44 @@ def _softmax_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, bool]:
     return p, xe, m, finite, all_finite
 
 
-def _near_rows(
-    p: Tensor, y: Tensor, p_max: Tensor, gap_y: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    r"""``(rest, total, log_norm, loss)`` of rows of softmax ``p`` whose loss is
-    below :data:`ACCURATE_BELOW`, from row sums accumulated in float64.
+def _other_terms_f64(
+    a: Tensor, rows: Tensor, y: Tensor, shifted_exp: bool = False
+) -> Tensor:
+    r""":math:`\sum_{j \ne y_i} a_{ij}` for the ``rows`` of an ``(M, C)`` matrix,
+    accumulated in float64 (kept dim); with ``shifted_exp``, :math:`\sum_{j \ne
+    y_i} e^{a_{ij} - a_{i y_i}}` with every difference and exponential in float64.
 
-    ``y`` holds the targets (kept dim), ``p_max`` the rows' largest probabilities
-    and ``gap_y`` their :math:`m - x_y` in float64. The loss is :math:`\log(1 + r /
-    p_y)` where :math:`r \le p_y` (no :math:`1 - p_y` is formed), else :math:`(m -
-    x_y) + \log(P / p_{\max})`.
+    ``y`` holds the targets of those rows (kept dim). The rows go through one
+    float64 buffer a cache-sized block at a time: fresh full-size temporaries would
+    cost a page fault per 4 KiB, more than the arithmetic.
     """
-    p_y = p.gather(1, y)
-    rest = _row_sums_f64(p.scatter_(1, y, 0.0))  # p is a copy: the other terms
-    p_y = p_y.to(torch.float64)
+    out = torch.empty(rows.numel(), 1, dtype=torch.float64)
+    step = max(1, min(rows.numel(), _SUM_BLOCK // max(a.size(1), 1)))
+    picked = torch.empty(step, a.size(1), dtype=a.dtype)
+    wide = torch.empty(step, a.size(1), dtype=torch.float64)
+    for i in range(0, rows.numel(), step):
+        index, y_block = rows[i : i + step], y[i : i + step]
+        k = index.numel()
+        block = wide[:k].copy_(torch.index_select(a, 0, index, out=picked[:k]))
+        if shifted_exp:
+            block.sub_(block.gather(1, y_block)).exp_()
+        block.scatter_(1, y_block, 0.0)
+        torch.sum(block, dim=1, keepdim=True, out=out[i : i + k])
+    return out
+
+
+def _near_rows(
+    p: Tensor, rows: Tensor, y: Tensor, p_y: Tensor, p_max: Tensor, gap_y: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""``(rest, total, log_norm, loss)`` of the ``rows`` of softmax ``p`` whose
+    loss is below :data:`ACCURATE_BELOW`, from row sums accumulated in float64.
+
+    ``y`` holds those rows' targets (kept dim), ``p_y`` and ``p_max`` their target's
+    and largest probabilities and ``gap_y`` their :math:`m - x_y`, in float64. The
+    loss is :math:`\log(1 + r / p_y)` where :math:`r \le p_y` (no :math:`1 - p_y`
+    is formed), else :math:`(m - x_y) + \log(P / p_{\max})`.
+    """
+    rest = _other_terms_f64(p, rows, y)
     total = rest + p_y
     log_norm = torch.log(total) - torch.log(p_max)
     ratio = rest / p_y
@@ -196,8 +220,10 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         if bool(near.any()):
             rows = near.nonzero().squeeze(1)
             rest[rows], total[rows], log_norm[rows], loss[rows] = _near_rows(
-                p.index_select(0, rows),  # a copy; index_select is the fast gather
+                p,
+                rows,
                 yi[rows],
+                p_y[rows],
                 p_max[rows],
                 loss[rows] - log_norm[rows],
             )
@@ -211,10 +237,8 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         )
         if bool(small.any()):
             rows = small.nonzero().squeeze(1)
-            xr = x.index_select(0, rows).to(torch.float64)
-            yr = yi[rows]
-            d = torch.exp(xr - xr.gather(1, yr)).scatter_(1, yr, 0.0)
-            loss[rows] = torch.log1p(d.sum(dim=1, keepdim=True))
+            terms = _other_terms_f64(x, rows, yi[rows], shifted_exp=True)
+            loss[rows] = torch.log1p(terms)
         smooth = None
         if sum_weights is not None:
             w = None if sum_weights is True else sum_weights
