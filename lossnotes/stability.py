@@ -13,9 +13,24 @@ How the stable forms work (Blanchard, Higham & Higham, 2021):
   \operatorname{log1p}(s)` with :math:`s = \sum_{j \ne k} e^{x_j - m}`, so a result
   close to 0 (a dominant class) keeps its digits instead of becoming
   :math:`\log(1) = 0`.
-- **Round once**: float32 (and narrower) inputs are computed in float64 and rounded
-  to the input's dtype at the end, which makes the results correctly rounded or
-  within a hair of it. The temporaries take twice the memory of a float32 input.
+- **float32 at PyTorch's speed**: float32 input (and float16/bfloat16, computed
+  through float32) takes one fused ``torch.softmax`` pass for the exponentials, the
+  maximum found once, and :math:`s` from the softmax's row sums accumulated in
+  float64, relative to the maximum's probability, so that nothing of a small
+  :math:`s` cancels. Rows with :math:`s <` :data:`FIXUP_BELOW` (a confident
+  prediction) and log-sum-exps that cancel are summed again from float64 logits.
+  The softmax is kept for the backward. Measured on chapter 7's sweep and on the
+  confident rows of ``benchmarks/functional.py``: ``logsumexp`` within 1 ulp
+  (0.62) except where it cancels (see its docstring), ``log_softmax`` within 2
+  ulp (1.26 with PyTorch's AVX-512 and AVX2 kernels, 1.57 with its scalar ones: two
+  float32 roundings, :math:`x_i - m` then :math:`- \log(1 + s)`, and :math:`s`
+  carries the rounding of the float32 exponentials),
+  ``softmax`` within :math:`|x_i - m| + 4` ulp (the float32 shift :math:`x_i - m`
+  carries up to :math:`2^{-24}|x_i - m|` absolute error into the exponential).
+- **float64 for the correctly rounded answer**: float64 input is computed in
+  float64. ``softmax(x, dtype=torch.float64).float()``, ``log_softmax(x,
+  dtype=torch.float64).float()`` and ``logsumexp(x.double()).float()`` are the
+  float32 results correctly rounded (within 0.5 ulp), at two to six times the cost.
 
 Rows with no finite maximum (all ``-inf``, or holding ``+inf``) have no shift to
 use; what each function returns for them is documented in its docstring.
@@ -37,9 +52,21 @@ from lossnotes._checks import (
     is_transformed,
 )
 
-#: The dtype the stable functions compute in; results are rounded back to the
-#: input's dtype.
+#: The dtype of the accurate path: float64 input, the float64 fix-up of the float32
+#: fast path, and ``torch.func`` transforms.
 WORK_DTYPE = torch.float64
+
+#: Rows whose sum of the non-maximum terms, relative to the maximum's,
+#: :math:`s = \sum_{j \ne k} e^{x_j - m}`, is below this are summed again from
+#: float64 logits: there :math:`\log(1 + s) \approx s` keeps the relative error of
+#: the float32 exponentials, in which the rounding of the float32 shift
+#: :math:`x_j - m` (up to :math:`|x_j - m| \cdot 2^{-24}` relative) would show.
+FIXUP_BELOW = 0.01
+#: With fewer classes than this the rounding errors of the few dominant terms do not
+#: average out, so rows with :math:`s <` :data:`FIXUP_BELOW_FEW_CLASSES` are summed
+#: again from float64 logits too.
+FEW_CLASSES = 100
+FIXUP_BELOW_FEW_CLASSES = 1.0
 
 
 # === validation and the shared shift ==============================================
@@ -90,6 +117,98 @@ def _shifted(x: Tensor, dim: int) -> tuple[Tensor, Tensor, bool, Tensor, Tensor]
     return top, finite, all_finite, z, rest
 
 
+#: Elements converted to float64 at a time for the row sums: a block that stays in
+#: the cache (a sum with ``dtype=torch.float64`` converts the whole matrix first).
+_SUM_BLOCK = 1 << 18
+
+
+def _row_sums_f64(a: Tensor, w: Tensor | None = None) -> Tensor:
+    r"""Row sums :math:`\sum_j a_{ij}` (or :math:`\sum_j w_j a_{ij}`) of an ``(M,
+    C)`` matrix, accumulated in float64, kept dim; one reused float64 buffer.
+    """
+    w64 = None if w is None else w.to(torch.float64).unsqueeze(1)
+    if a.dtype == torch.float64:
+        return a.sum(dim=1, keepdim=True) if w64 is None else a @ w64
+    out = torch.empty(a.size(0), 1, dtype=torch.float64)
+    rows = max(1, min(a.size(0), _SUM_BLOCK // max(a.size(1), 1)))
+    buffer = torch.empty(rows, a.size(1), dtype=torch.float64)
+    for i in range(0, a.size(0), rows):
+        block = buffer[: min(rows, a.size(0) - i)].copy_(a[i : i + rows])
+        if w64 is None:
+            torch.sum(block, dim=1, keepdim=True, out=out[i : i + rows])
+        else:
+            torch.matmul(block, w64, out=out[i : i + rows])
+    return out
+
+
+def _rest_f64(x: Tensor, rows: Tensor, m: Tensor) -> Tensor:
+    r""":math:`\sum_{j \ne k} e^{x_j - m}` of the ``rows`` of a float32 matrix
+    ``x``, whose maxima ``m`` (kept dim, one per selected row) are finite, from
+    float64 logits: each shift exact, the tied maxima other than one adding exactly
+    1 each. The rows go through one reused float64 buffer a cache-sized block at a
+    time (fresh full-size temporaries would cost a page fault per 4 KiB).
+    """
+    out = torch.empty(rows.numel(), 1, dtype=WORK_DTYPE)
+    step = max(1, min(rows.numel(), _SUM_BLOCK // max(x.size(1), 1)))
+    picked = torch.empty(step, x.size(1), dtype=x.dtype)
+    buffer = torch.empty(step, x.size(1), dtype=WORK_DTYPE)
+    for i in range(0, rows.numel(), step):
+        index = rows[i : i + step]
+        k = index.numel()
+        z = buffer[:k].copy_(torch.index_select(x, 0, index, out=picked[:k]))
+        z -= m[i : i + k]  # exact: 0 at a maximum, < 0 elsewhere
+        top = z == 0
+        z.masked_fill_(top, -math.inf).exp_()  # the maxima add nothing here...
+        torch.sum(z, dim=1, keepdim=True, out=out[i : i + k])
+        out[i : i + k] += top.sum(dim=1, keepdim=True) - 1  # ...but ties 1 each
+    return out
+
+
+def _fast_rows(
+    x: Tensor, cancelling_lse: bool = False
+) -> tuple[Tensor, Tensor, Tensor, bool, Tensor]:
+    r"""The float32 fast path along the rows of a float32 ``(M, C)`` matrix, without
+    gradients.
+
+    Returns ``(p, m, finite, all_finite, log_rest)``: the softmax ``p`` from one
+    fused ``torch.softmax`` pass (0 in rows without a finite maximum), the row
+    maxima ``m`` (kept dim), whether they are finite, and :math:`\log(1 + s)` in
+    float64, with :math:`s = \sum_{j \ne k} e^{x_j - m}` the sum of the
+    non-maximum terms relative to the maximum's (NaN in rows without a finite
+    maximum).
+
+    :math:`s = (P - p_k) / p_k` with :math:`p_k = \max_j p_j` and :math:`P = \sum_j
+    p_j` accumulated in float64, so that nothing of a small :math:`s` cancels: the
+    softmax's own normalisation drops out of the ratio. Rows with :math:`s <`
+    :data:`FIXUP_BELOW` (and, with ``cancelling_lse``, rows whose log-sum-exp
+    :math:`m + \log(1 + s)` cancels, :math:`|m + \log(1 + s)| < \log(1 + s)`) are
+    summed again from float64 logits.
+    """
+    p = torch.softmax(x, dim=1)
+    m = x.amax(dim=1, keepdim=True)
+    _raise_if_nan(m)  # a NaN anywhere in a row makes its maximum NaN
+    finite = torch.isfinite(m)
+    all_finite = bool(finite.all())
+    if not all_finite:
+        p = p.masked_fill_(~finite, 0.0)
+    p_top = p.amax(dim=1, keepdim=True).to(WORK_DTYPE)
+    rest = (_row_sums_f64(p) - p_top) / p_top
+    few = x.size(1) < FEW_CLASSES
+    fix = rest < (FIXUP_BELOW_FEW_CLASSES if few else FIXUP_BELOW)
+    if cancelling_lse:
+        m64 = m.to(WORK_DTYPE)
+        lse = m64 + torch.log1p(rest)
+        fix |= (m64 < 0) & (lse.abs() < torch.log1p(rest))
+    fix = fix.squeeze(1)
+    if bool(fix.any()):
+        rows = fix.nonzero().squeeze(1)
+        rest[rows] = _rest_f64(x, rows, m[rows])
+    log_rest = torch.log1p(rest)
+    if not all_finite:
+        log_rest = torch.where(finite, log_rest, math.nan)
+    return p, m, finite, all_finite, log_rest
+
+
 def _nan_rows_without_max(t: Tensor, finite: Tensor, all_finite: bool) -> Tensor:
     """``t`` with NaN in the rows that have no finite maximum, as torch's softmax
     gives there.
@@ -104,75 +223,143 @@ def _zero_rows_without_max(grad: Tensor, out: Tensor) -> Tensor:
     return grad.masked_fill(torch.isnan(out), 0.0)
 
 
-# New-style autograd Functions (forward without ctx, then setup_context). Each
-# backward is written with differentiable tensor operations on saved tensors (the
-# input, or the output, whose own gradient is this Function again), so a second
-# derivative works (``torch.autograd.gradgradcheck``). Inside a ``torch.func``
-# transform the functions take the composite path below instead, which every
-# transform differentiates and batches.
+# Each function runs on the rows of an ``(M, C)`` matrix (the public functions
+# move ``dim`` last and flatten the others). New-style autograd Functions (forward
+# without ctx, then setup_context): float32 input takes the fast path, whose
+# backward uses the softmax ``p`` kept from the forward; float64 input is computed
+# in float64.
+# When a second derivative is asked for (``create_graph=True``), the backward is
+# written with differentiable operations on saved tensors (the input, or the output,
+# whose own gradient is this Function again), so ``torch.autograd.gradgradcheck``
+# works. Inside a ``torch.func`` transform the functions take the composite path
+# below instead, which every transform differentiates and batches.
+
+
+def _is_fast(x: Tensor) -> bool:
+    return x.dtype == torch.float32
 
 
 class _LogSumExp(torch.autograd.Function):
-    """Forward in WORK_DTYPE (accurate), keeping ``dim``; backward: the softmax."""
+    """Per row: ``m + log1p(rest)``; backward: the softmax."""
 
     @staticmethod
-    def forward(x: Tensor, dim: int) -> Tensor:
-        top, finite, _, _, rest = _shifted(x, dim)
-        return torch.where(finite, top + torch.log1p(rest), top).to(x.dtype)
+    def forward(x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if _is_fast(x):
+            p, m, finite, all_finite, log_rest = _fast_rows(x, cancelling_lse=True)
+            m64 = m.to(WORK_DTYPE)
+            out = m64 + log_rest
+            if not all_finite:
+                out = torch.where(finite, out, m64)
+            return out.squeeze(1).to(x.dtype), p
+        top, finite, _, _, rest = _shifted(x, 1)
+        out = torch.where(finite, top + torch.log1p(rest), top)
+        return out.squeeze(1).to(x.dtype), None
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        x, ctx.dim = inputs
-        ctx.save_for_backward(x, output)
+        (x,) = inputs
+        out, p = output
+        if p is not None:
+            ctx.mark_non_differentiable(p)
+        ctx.save_for_backward(x, out)
+        ctx.p = p  # the softmax of the fast path (no grad_fn: no reference cycle)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad: Tensor, _):
         x, out = ctx.saved_tensors
+        g = grad.unsqueeze(1)
+        if ctx.p is not None and not torch.is_grad_enabled():
+            p, ctx.p = ctx.p, None  # spent: in place, no fresh (M, C) matrix
+            return p.mul_(g)
         # d LSE / dx = softmax(x) = exp(x - LSE); 0 for a row with no finite maximum
-        p = torch.exp(x - out).masked_fill(~torch.isfinite(out), 0.0)
-        return grad * p, None
+        p = torch.exp(x - out.unsqueeze(1))
+        return g * p.masked_fill(~torch.isfinite(out).unsqueeze(1), 0.0)
 
 
 class _LogSoftmax(torch.autograd.Function):
-    """Forward in WORK_DTYPE (accurate); backward ``g - softmax * sum(g)``."""
+    """Per row: ``(x - m) - log1p(rest)``; backward ``g - softmax * sum(g)``."""
 
     @staticmethod
-    def forward(x: Tensor, dim: int) -> Tensor:
-        _, finite, all_finite, z, rest = _shifted(x, dim)
+    def forward(x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if _is_fast(x):
+            p, m, finite, all_finite, log_rest = _fast_rows(x)
+            # two float32 passes: x - m is exact by Sterbenz's lemma near the
+            # maximum, and 0 exactly at it, so the top entry is -log1p(rest)
+            shift = m if all_finite else torch.where(finite, m, 0.0)
+            out = (x - shift).sub_(log_rest.to(x.dtype))
+            return out, (p, all_finite)
+        _, finite, all_finite, z, rest = _shifted(x, 1)
         z -= torch.log1p(rest)
-        return _nan_rows_without_max(z, finite, all_finite).to(x.dtype)
+        return _nan_rows_without_max(z, finite, all_finite).to(x.dtype), None
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        _, ctx.dim = inputs
-        ctx.save_for_backward(output)
+        out, kept = output
+        ctx.p, ctx.all_finite = kept if kept is not None else (None, False)
+        ctx.save_for_backward(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad: Tensor, _):
         (out,) = ctx.saved_tensors
-        g = grad - torch.exp(out) * grad.sum(dim=ctx.dim, keepdim=True)
-        return _zero_rows_without_max(g, out), None
+        total = grad.sum(dim=1, keepdim=True)
+        if ctx.p is not None and not torch.is_grad_enabled():
+            # g - p * sum(g), written over p: a fresh (M, C) matrix would cost page
+            # faults as long as the pass itself. A second backward (retain_graph)
+            # finds p spent and takes exp(out) instead.
+            p, ctx.p = ctx.p, None
+            g = torch.addcmul(grad, p, total, value=-1.0, out=p)
+            return g if ctx.all_finite else g.masked_fill_(torch.isnan(out), 0.0)
+        g = grad - torch.exp(out) * total
+        return _zero_rows_without_max(g, out)
 
 
 class _Softmax(torch.autograd.Function):
-    """Forward in WORK_DTYPE (accurate); backward ``p * (g - sum(g * p))``."""
+    """Per row: the fused ``torch.softmax``, normalised again; backward ``p * (g -
+    sum(g * p))``.
+    """
 
     @staticmethod
-    def forward(x: Tensor, dim: int) -> Tensor:
-        _, finite, all_finite, z, rest = _shifted(x, dim)
+    def forward(x: Tensor) -> tuple[Tensor, bool]:
+        if _is_fast(x):
+            p = torch.softmax(x, dim=1)
+            # normalised again by torch.sum's float32 sum, more accurate than the
+            # one inside torch.softmax (many ulps off for thousands of classes)
+            total = p.sum(dim=1, keepdim=True)
+            bad = torch.isnan(total)  # a row holding NaN, or no finite maximum
+            all_finite = not bool(bad.any())
+            if not all_finite:
+                _raise_if_nan(x[bad.squeeze(1)])
+                total = total.masked_fill(bad, math.nan)
+            return p.div_(total), all_finite
+        _, finite, all_finite, z, rest = _shifted(x, 1)
         p = torch.exp(z).div_(1 + rest)
-        return _nan_rows_without_max(p, finite, all_finite).to(x.dtype)
+        return _nan_rows_without_max(p, finite, all_finite).to(x.dtype), all_finite
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        _, ctx.dim = inputs
-        ctx.save_for_backward(output)
+        out, ctx.all_finite = output
+        ctx.save_for_backward(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad: Tensor, _):
         (out,) = ctx.saved_tensors
-        g = out * (grad - (grad * out).sum(dim=ctx.dim, keepdim=True))
-        return _zero_rows_without_max(g, out), None
+        if not torch.is_grad_enabled() and ctx.all_finite:
+            # torch's own fused kernel: out * (grad - sum(grad * out))
+            return torch._softmax_backward_data(grad, out, 1, out.dtype)
+        g = out * (grad - (grad * out).sum(dim=1, keepdim=True))
+        return _zero_rows_without_max(g, out)
+
+
+def _rows_apply(fn, x: Tensor, dim: int) -> Tensor:
+    """``fn`` (an autograd Function of ``(M, C)`` rows, returning ``(out, aux)``)
+    along ``dim`` of ``x``; float16 and bfloat16 go through float32.
+    """
+    xm = x.movedim(dim, -1)
+    x2 = xm.reshape(-1, xm.shape[-1])
+    if x2.dtype in (torch.float16, torch.bfloat16):
+        x2 = x2.float()
+    out, _ = fn.apply(x2)
+    return out, xm.shape
 
 
 def _composite_lse(x: Tensor, dim: int) -> Tensor:
@@ -180,8 +367,8 @@ def _composite_lse(x: Tensor, dim: int) -> Tensor:
     WORK_DTYPE.
 
     The path taken inside ``torch.func`` transforms: the same shift by the
-    (detached) maximum,
-    so nothing overflows, without the ``log1p`` refinement and the per-row branches.
+    (detached) maximum, so nothing overflows, without the ``log1p`` refinement and
+    the per-row branches.
     """
     xw = x.to(WORK_DTYPE)
     top = xw.detach().amax(dim=dim, keepdim=True)
@@ -204,6 +391,14 @@ def _check_dtype_option(dtype) -> None:
         raise TypeError(
             f"dtype must be None or a floating torch.dtype; got {dtype!r}"
         )
+
+
+def _normalised(fn, x: Tensor, dim: int) -> Tensor:
+    """``fn`` (:class:`_LogSoftmax` or :class:`_Softmax`) along ``dim`` of ``x``,
+    with ``x``'s shape and dtype.
+    """
+    out, shape = _rows_apply(fn, x, dim)
+    return out.to(x.dtype).reshape(shape).movedim(-1, dim)
 
 
 # === log-sum-exp ==================================================================
@@ -231,11 +426,12 @@ def logsumexp(
     equally between tied maxima, and 0 for a row with no finite maximum (where
     torch's is NaN), so a fully masked row does not poison a batch's gradients.
 
-    Accuracy: float32 input is computed in float64 and rounded once, so the result
-    is within 0.5 ulp (units in the last place) plus a few parts in :math:`10^{9}`
-    of an ulp, unless the result nearly cancels to 0 (:math:`|\operatorname{LSE}(x)|
-    < 10^{-8} \max_j
-    |x_j|`).
+    Accuracy: float32 input takes the fast path (see the module docstring) and is
+    within 1 ulp (units in the last place); where the result cancels (:math:`m < 0`
+    and :math:`|\operatorname{LSE}(x)| < \log(1 + s)`) the row is summed again in
+    float64, and the error is then at most :math:`0.5 + 2\kappa \cdot 2^{-29}` ulp,
+    :math:`\kappa` the condition number. ``logsumexp(x.double()).float()`` is
+    correctly rounded (0.5 ulp) unless the result nearly cancels to 0.
 
     Inside ``torch.func`` transforms (``grad``, ``vmap``, ``jvp``) it takes a
     composite path (shift, ``log`` of the sum) without the ``log1p`` refinement and
@@ -304,7 +500,8 @@ def _logsumexp_1(x: Tensor, dim: int) -> Tensor:
     """Log-sum-exp along one checked ``dim``, kept with size 1."""
     if is_transformed(x):
         return _composite_lse(x, dim).to(x.dtype)
-    return _LogSumExp.apply(x, dim)
+    out, shape = _rows_apply(_LogSumExp, x, dim)
+    return out.to(x.dtype).reshape(shape[:-1]).unsqueeze(dim)
 
 
 def logsumexp_naive(x: TensorLike, dim: int = -1) -> Tensor:
@@ -350,6 +547,11 @@ def log_softmax(
     ``torch.log_softmax``, a row with no finite maximum (all ``-inf``, or holding
     ``+inf``) gives NaN (with gradient 0 here).
 
+    Accuracy: float32 input (the fast path of the module docstring) is within 2
+    ulp, the top class of a confident prediction included (measured 1.26 to 1.57,
+    depending on PyTorch's CPU kernels); ``log_softmax(x,
+    dtype=torch.float64).float()`` is correctly rounded (0.5 ulp).
+
     Args:
         x: floating-point logits (tensor, NumPy array or list), any shape; ``±inf``
             allowed.
@@ -381,7 +583,7 @@ def log_softmax(
     if is_transformed(x1):
         out = (x1.to(WORK_DTYPE) - _composite_lse(x1, dim)).to(x.dtype)
     else:
-        out = _LogSoftmax.apply(x1, dim)
+        out = _normalised(_LogSoftmax, x1, dim)
     return out.reshape(x.shape)
 
 
@@ -416,6 +618,12 @@ def softmax(
     ``torch.softmax``, a row with no finite maximum (all ``-inf``: no distribution
     to speak of, or holding ``+inf``) gives NaN (with gradient 0 here).
 
+    Accuracy: float32 input takes ``torch.softmax`` normalised again by a more
+    accurate row sum: within :math:`|x_i - m| + 4` ulp (measured 3.7 above
+    :math:`|x_i - m|`), the error the float32 shift :math:`x_i - m` brings into the
+    exponential of a small probability. ``softmax(x,
+    dtype=torch.float64).float()`` is correctly rounded (0.5 ulp).
+
     Args:
         x: floating-point logits (tensor, NumPy array or list), any shape; ``±inf``
             allowed.
@@ -448,7 +656,7 @@ def softmax(
     if is_transformed(x1):
         out = torch.exp(x1.to(WORK_DTYPE) - _composite_lse(x1, dim)).to(x.dtype)
     else:
-        out = _Softmax.apply(x1, dim)
+        out = _normalised(_Softmax, x1, dim)
     return out.reshape(x.shape)
 
 

@@ -34,7 +34,7 @@ from lossnotes.functional._common import (
     _index_shape,
     _reduce,
 )
-from lossnotes.stability import log_softmax
+from lossnotes.stability import _SUM_BLOCK, _row_sums_f64, log_softmax
 
 #: Rows whose cross-entropy is below this are recomputed from float64 logits: there
 #: the rounding of the float32 shift :math:`x_j - m` (up to :math:`|x_j - m| \cdot
@@ -59,30 +59,6 @@ def _rows(x: Tensor, dim: int) -> Tensor:
     if x.dim() == 2:
         return x.contiguous()
     return x.movedim(dim, -1).reshape(-1, x.size(dim))
-
-
-#: Elements converted to float64 at a time for the row sums: a block that stays in
-#: the cache (a sum with ``dtype=torch.float64`` converts the whole matrix first).
-_SUM_BLOCK = 1 << 18
-
-
-def _row_sums_f64(a: Tensor, w: Tensor | None = None) -> Tensor:
-    r"""Row sums :math:`\sum_j a_{ij}` (or :math:`\sum_j w_j a_{ij}`) of an ``(M,
-    C)`` matrix, accumulated in float64, kept dim.
-    """
-    w64 = None if w is None else w.to(torch.float64).unsqueeze(1)
-    if a.dtype == torch.float64:
-        return a.sum(dim=1, keepdim=True) if w64 is None else a @ w64
-    out = torch.empty(a.size(0), 1, dtype=torch.float64)
-    rows = max(1, min(a.size(0), _SUM_BLOCK // max(a.size(1), 1)))
-    buffer = torch.empty(rows, a.size(1), dtype=torch.float64)  # one, reused
-    for i in range(0, a.size(0), rows):
-        block = buffer[: min(rows, a.size(0) - i)].copy_(a[i : i + rows])
-        if w64 is None:
-            torch.sum(block, dim=1, keepdim=True, out=out[i : i + rows])
-        else:
-            torch.matmul(block, w64, out=out[i : i + rows])
-    return out
 
 
 #: Beyond this magnitude a row maximum :math:`m` makes :math:`C m - \sum_c x_c`
