@@ -13,9 +13,8 @@ change in the machine's load falls on both alike; each figure is the median over
 repetitions, and the ratio is the median of the per-repetition ratios.
 
 Usage:
-    python benchmarks/ctc.py                       # the full benchmark (about 2-4
-    minutes) python benchmarks/ctc.py --reps 3 --out /tmp/ctc.json   # a quick smoke
-    test
+    python benchmarks/ctc.py  # the full benchmark, about 2 to 4 minutes
+    python benchmarks/ctc.py --reps 3 --out /tmp/ctc.json  # a quick smoke test
 """
 
 from __future__ import annotations

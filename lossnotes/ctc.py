@@ -28,8 +28,10 @@ What is here:
 - :func:`ctc_best_path` (the Viterbi alignment) and :func:`ctc_greedy_decode`.
 
 The recursions loop over time only, vectorised over the batch and the extended-label
-positions, in log space, accumulated in float64 whatever the input's dtype. Memory
-is :math:`O(N T (2L + 1))` beside the :math:`T \times N \times C` gradient.
+positions, in log space, accumulated in float64 whatever the input's dtype. Each
+sample's positions are packed back to back, without padding, so that a step is a
+few operations on one flat vector (see ``_log_alpha``). Memory is
+:math:`O(T \sum_n (2 L_n + 3))` beside the :math:`T \times N \times C` gradient.
 
 Reference: Graves, Fernández, Gomez & Schmidhuber (2006), *Connectionist temporal
 classification: labelling unsegmented sequence data with recurrent neural
@@ -267,139 +269,221 @@ class _Extended(NamedTuple):
     skip: Tensor  # (N, S) 0 where s - 2 -> s is allowed, -inf elsewhere
 
 
-def _skip(labels: Tensor) -> Tensor:
-    """0 where the blank before a label may be skipped (a new label), else -inf."""
-    allowed = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
-    allowed[:, 3::2] = labels[:, 3::2] != labels[:, 1:-2:2]
-    skip = torch.zeros(labels.shape, dtype=WORK_DTYPE, device=labels.device)
+def _extended_labels(c: _Checked) -> Tensor:
+    """``(N, 2 L_max + 1)``: a blank before, between and after the labels."""
+    N, L = c.targets.shape
+    labels = torch.full(
+        (N, 2 * L + 1), c.blank, dtype=torch.long, device=c.targets.device
+    )
+    labels[:, 1::2] = c.targets
+    return labels
+
+
+def _skip(labels: Tensor, position: Tensor) -> Tensor:
+    """0 where position ``s - 2`` may go straight to ``s``, else -inf.
+
+    ``labels`` holds :math:`y'_s` along its last dimension, at ``position``. A skip
+    is allowed into a label that differs from the label before it, and into the
+    first label (from position -1, where :func:`_log_alpha` waits).
+    """
+    new_label = (position >= 3) & (labels != labels.roll(2, dims=-1))
+    allowed = (position % 2 == 1) & (new_label | (position == 1))
+    skip = torch.zeros(allowed.shape, dtype=WORK_DTYPE, device=labels.device)
     return skip.masked_fill_(~allowed, _NEG_INF)
 
 
-def _extend(c: _Checked) -> _Extended:
-    """The extended labels and the log-probabilities of their symbols."""
-    N, L = c.targets.shape
-    S = 2 * L + 1
-    T = c.log_probs.shape[0]
-    device = c.log_probs.device
-    labels = torch.full((N, S), c.blank, dtype=torch.long, device=device)
-    labels[:, 1::2] = c.targets
-    lp = c.log_probs.gather(2, labels.expand(T, N, S))
+def _check_emissions(emit: Tensor) -> Tensor:
+    """Raise if a log-probability the loss reads is NaN or +inf."""
     # the loss reads only these values: checking them, not all T x N x C, is enough
-    top = lp.max()
+    top = emit.max()
     if torch.isnan(top) or top == math.inf:
         raise ValueError(
             "log_probs holds NaN or +inf at the blank or a target label; "
             "log-probabilities are <= 0 (use log_softmax)"
         )
+    return emit
+
+
+def _extend(c: _Checked) -> _Extended:
+    """The extended labels and the log-probabilities of their symbols, padded."""
+    labels = _extended_labels(c)
+    T, N, _ = c.log_probs.shape
+    S = labels.shape[1]
+    lp = _check_emissions(c.log_probs.gather(2, labels.expand(T, N, S)))
     lp = lp.to(WORK_DTYPE)
-    ends = (2 * c.target_lengths + 1).to(device)
-    lp.masked_fill_(torch.arange(S, device=device) >= ends[:, None], _NEG_INF)
-    return _Extended(labels, lp, _skip(labels))
+    device = lp.device
+    position = torch.arange(S, device=device)
+    ends = (2 * c.target_lengths.to(device) + 1)[:, None]
+    lp.masked_fill_(position >= ends, _NEG_INF)
+    return _Extended(labels, lp, _skip(labels, position))
 
 
-def _reverse(ext: _Extended, c: _Checked) -> tuple[_Extended, Tensor, Tensor]:
-    r"""The same problem with time and labels reversed, sample by sample.
+class _Packed(NamedTuple):
+    r"""The lattice's rows packed back to back, one row per sample.
 
-    Returns the reversed problem and the two index maps, ``(T, N)`` frames
-    :math:`T_n - 1 - t` and ``(N, S)`` positions :math:`2 L_n - s` (negative past
-    the sample's end). The map is its own inverse: :math:`\beta_t(s)` of the problem
-    is :math:`\alpha_{T_n - 1 - t}(2 L_n - s)` of the reversed one.
+    Row :math:`n` has :math:`2 L_n + 3` columns: positions -2 and -1 in front,
+    then :math:`0, \ldots, 2 L_n`. No padding: a short label sequence costs only its
+    own columns.
     """
-    T, N, S = ext.log_probs.shape
-    device = ext.log_probs.device
-    frame = c.input_lengths.to(device) - 1 - torch.arange(T, device=device)[:, None]
-    position = 2 * c.target_lengths.to(device)[:, None] - torch.arange(
-        S, device=device
-    )
-    labels = ext.labels.gather(1, position.clamp(min=0)).masked_fill_(
-        position < 0, c.blank
-    )
-    lp = _take(ext.log_probs, frame, position)
-    return _Extended(labels, lp, _skip(labels)), frame, position
+
+    sample: Tensor  # (M,) the sample of each column
+    position: Tensor  # (M,) its position s, -2 and -1 for the two in front
+    labels: Tensor  # (M,) the symbol at that position (the blank in front)
+    front: Tensor  # (rows,) the column of each row's position -2
 
 
-def _take(x: Tensor, frame: Tensor, position: Tensor) -> Tensor:
-    """``x[frame[t, n], n, position[n, s]]``, ``-inf`` where an index is < 0."""
-    T, N, S = x.shape
-    out = x.gather(0, frame.clamp(min=0)[:, :, None].expand(T, N, S))
-    out = out.gather(2, position.clamp(min=0).expand(T, N, S))
-    out.masked_fill_((frame < 0)[:, :, None], _NEG_INF)
-    return out.masked_fill_((position < 0).expand(T, N, S), _NEG_INF)
+def _pack(c: _Checked, labels: Tensor) -> _Packed:
+    """Pack the ``(N, S)`` extended labels, ``S >= 2 L_n + 1``."""
+    device = labels.device
+    widths = 2 * c.target_lengths.to(device) + 3
+    front = torch.cumsum(widths, 0) - widths
+    n = torch.arange(len(widths), device=device)
+    sample = torch.repeat_interleave(n, widths)
+    position = torch.arange(len(sample), device=device) - front[sample] - 2
+    return _Packed(sample, position, labels[sample, position.clamp(min=0)], front)
 
 
-def _log_alpha(ext: _Extended) -> Tensor:
-    r"""Log forward variables, ``(T, N, S + 2)``, two ``-inf`` columns in front.
-
-    The columns stand for the :math:`s-1` and :math:`s-2` of the first positions, so
-    that every step is the same three views of the previous frame:
+def _log_alpha(
+    blocks: list[Tensor], front: Tensor, starts: Tensor, skip: Tensor
+) -> Tensor:
+    r"""Log forward variables of packed rows, from emissions ``(T, M)``.
 
     .. math::
         \log\alpha_t(s) = \log p_t(y'_s)
         + \operatorname{LSE}\big(\log\alpha_{t-1}(s),\
-        \log\alpha_{t-1}(s-1),\ \log\alpha_{t-1}(s-2) + \text{skip}_s\big).
+        \log\alpha_{t-1}(s-1),\ \log\alpha_{t-1}(s-2) + \text{skip}_s\big)
+
+    The emissions come as ``blocks`` of packed rows, ``(T, M_k)`` each, side by
+    side; the row whose position -2 is column ``front[r]`` starts at frame
+    ``starts[r]``. Returns ``(T, M)`` :math:`\log\alpha`.
+
+    Position -2 is impossible (``-inf``). Position -1 is where a row waits, with
+    probability 1, until the frame before its start: from there the same step
+    that moves every other position enters the first blank (:math:`s - 1`) or the
+    first label (:math:`s - 2`). Every position then has its three predecessors at
+    the same offsets, 0, 1 and 2, in one flat vector per frame, so a step is four
+    operations on contiguous vectors. The two columns in front are computed too,
+    from the end of the row before, then reset: position -2 by its ``-inf``
+    emission; position -1 has skip ``-inf``, so it adds only its own value to its
+    emission, 0 while it waits and ``-inf`` after.
     """
-    lp, skip = ext.log_probs, ext.skip
-    T, N, S = lp.shape
-    alpha = lp.new_full((T, N, S + 2), _NEG_INF)
-    alpha[0, :, 2:4] = lp[0, :, :2]  # start in the first blank or the first label
+    T = blocks[0].shape[0]
+    M = sum(block.shape[1] for block in blocks)
+    # buffer frame 0 is the frame before the first, t = -1; every frame starts as
+    # its emissions, in float64, and each step adds its log-sum-exp to them
+    alpha = torch.empty((T + 1, M), dtype=WORK_DTYPE, device=skip.device)
+    alpha[0] = _NEG_INF
+    column = 0
+    for block in blocks:
+        alpha[1:, column : column + block.shape[1]] = block
+        column += block.shape[1]
+    alpha.index_fill_(1, front, _NEG_INF)
+    waiting = torch.arange(T + 1, device=skip.device)[:, None] <= starts
+    zero = torch.zeros((), dtype=WORK_DTYPE, device=skip.device)
+    alpha.index_copy_(1, front + 1, zero.where(waiting, _NEG_INF))
+    # a row leaves position -1 only into positions 0 and 1: closed while it waits
+    # (position 1 of a row with no label is the next row's -2, always -inf anyway)
+    door = torch.cat([front + 2, (front + 3).clamp(max=M - 1)])
+    shut = alpha.index_select(1, door).masked_fill_(waiting.repeat(1, 2), _NEG_INF)
+    alpha.index_copy_(1, door, shut)
     # the views alpha_t(s), alpha_t(s - 1), alpha_t(s - 2) of every frame, made once
     stay, advance, skip_from = (
-        alpha[:, :, k:].narrow(2, 0, S).unbind(0) for k in (2, 1, 0)
+        alpha[:, k : M - 2 + k].unbind(0) for k in (2, 1, 0)
     )
-    emit = lp.unbind(0)
-    skipped, step = lp.new_empty((N, S)), lp.new_empty((N, S))
-    for t in range(1, T):
+    skip = skip[2:]
+    lse = skip.new_empty(M - 2)
+    steps = zip(skip_from[:-1], advance[:-1], stay[:-1], stay[1:], strict=True)
+    for from_s_2, from_s_1, from_s, out in steps:
         # torch.logaddexp is the two-term log-sum-exp, max + log1p(exp(-|a - b|)),
         # -inf for two -inf. lossnotes.stability.logsumexp computes the same stable
         # formula but checks and converts its input on every call, about 10x slower
         # per step here: over T steps that would cost more than all of F.ctc_loss
         # (chapter 13 measures it).
-        torch.add(skip_from[t - 1], skip, out=skipped)
-        torch.logaddexp(advance[t - 1], skipped, out=step)
-        torch.logaddexp(step, stay[t - 1], out=step)
-        torch.add(step, emit[t], out=stay[t])
-    return alpha
+        torch.add(from_s_2, skip, out=lse)
+        torch.logaddexp(from_s_1, lse, out=lse)
+        torch.logaddexp(from_s, lse, out=lse)
+        out.add_(lse)
+    return alpha[1:]
 
 
-def _log_likelihood(alpha: Tensor, c: _Checked) -> Tensor:
-    """:math:`\\log p(y \\mid x)` per sample, from the forward variables."""
-    N = alpha.shape[1]
+def _log_likelihood(alpha: Tensor, packed: _Packed, c: _Checked) -> Tensor:
+    """:math:`\\log p(y \\mid x)` per sample, from the packed forward variables."""
     device = alpha.device
     tn = c.input_lengths.to(device)
-    n = torch.arange(N, device=device)
-    last = alpha[(tn - 1).clamp(min=0), n]  # the frame T_n - 1
-    end = 2 * c.target_lengths.to(device)[:, None] + 2  # column of position 2 L_n
-    ll = torch.logaddexp(last.gather(1, end), last.gather(1, end - 1)).squeeze(1)
+    last = (tn - 1).clamp(min=0)[:, None]  # the frame T_n - 1
+    end = packed.front + 2 + 2 * c.target_lengths.to(device)  # position 2 L_n
+    ends = alpha[last, torch.stack([end, end - 1], dim=1)]
+    ll = torch.logaddexp(ends[:, 0], ends[:, 1])
     # no frame: only the empty label sequence is possible, with probability 1
     empty = torch.where(c.target_lengths.to(device) == 0, 0.0, _NEG_INF)
     return torch.where(tn == 0, empty.to(ll.dtype), ll)
 
 
 class _Lattice(NamedTuple):
-    ext: _Extended
-    log_alpha: Tensor  # (T, N, S + 2), two -inf columns in front
-    log_beta: Tensor | None  # (T, N, S), the emission at t included
+    packed: _Packed  # the columns
+    log_alpha: Tensor  # (T, M)
+    log_beta: Tensor | None  # (T, M), the emission at t included
+    log_emit: Tensor  # (T, M) log p_t(y'_s), in the input's dtype
     log_likelihood: Tensor  # (N,)
 
 
+def _emissions(log_probs: Tensor, packed: _Packed) -> Tensor:
+    """``(T, M)`` :math:`\\log p_t(y'_s)` of every packed column."""
+    T, N, C = log_probs.shape
+    index = packed.sample * C + packed.labels
+    return log_probs.reshape(T, N * C).gather(1, index.expand(T, -1))
+
+
 def _lattice(c: _Checked, backward: bool) -> _Lattice:
-    """α, and β when ``backward``: one loop over time for both problems."""
-    ext = _extend(c)
+    r"""α, and β when ``backward``: one loop over time for both.
+
+    β is α of the reversed problem, packed after α's rows with the same widths:
+    time reversed over all :math:`T` frames (so sample :math:`n` waits until
+    frame :math:`T - T_n`, then starts) and labels reversed row by row
+    (:math:`s \to 2 L_n - s`), so that
+    :math:`\beta_t(s) = \alpha^{\text{rev}}_{T-1-t}(2 L_n - s)`, and
+    :math:`\beta_t = 0` for :math:`t \ge T_n`. Past :math:`T_n` the forward rows
+    hold values that nothing reads.
+    """
+    labels = _extended_labels(c)
+    device = labels.device
+    T, N = c.log_probs.shape[:2]
+    packed = _pack(c, labels)
+    starts = torch.zeros(N, dtype=torch.long, device=device)
     if not backward:
-        alpha = _log_alpha(ext)
-        return _Lattice(ext, alpha, None, _log_likelihood(alpha, c))
-    N = ext.labels.shape[0]
-    rev, frame, position = _reverse(ext, c)
-    both = _log_alpha(
-        _Extended(
-            None,
-            torch.cat([ext.log_probs, rev.log_probs], dim=1),
-            torch.cat([ext.skip, rev.skip]),
+        emit = _check_emissions(_emissions(c.log_probs, packed))
+        skip = _skip(packed.labels, packed.position)
+        alpha = _log_alpha([emit], packed.front, starts, skip)
+        return _Lattice(
+            packed, alpha, None, emit, _log_likelihood(alpha, packed, c)
         )
+    # the reversed rows, after the forward ones: position s holds y'_{2 L_n - s}
+    sample, position = packed.sample, packed.position
+    M = len(sample)
+    mirror = 2 * c.target_lengths.to(device)[sample] - position  # 2 L_n - s
+    reversed_labels = labels[sample, mirror.clamp(max=labels.shape[1] - 1)]
+    both = _Packed(
+        sample.repeat(2),
+        position.repeat(2),
+        torch.cat([packed.labels, reversed_labels]),
+        torch.cat([packed.front, M + packed.front]),
     )
-    alpha = both[:, :N]
-    beta = _take(both[:, N:, 2:], frame, position)
-    return _Lattice(ext, alpha, beta, _log_likelihood(alpha, c))
+    emit = _emissions(c.log_probs, both)
+    _check_emissions(emit[:, :M])  # the reversed rows read the same classes
+    alpha = _log_alpha(
+        [emit[:, :M], emit[:, M:].flip(0)],
+        both.front,
+        torch.cat([starts, T - c.input_lengths.to(device)]),
+        _skip(both.labels, both.position),
+    )
+    # beta_t(s): the reversed rows read backwards in time, at 2 L_n - s; the
+    # columns in front read the reversed row's position -2, always -inf
+    front = packed.front[sample]
+    column = torch.where(position < 0, front, front + 2 + mirror)
+    beta = alpha[:, M:].flip(0).gather(1, column.expand(T, M))
+    alpha = alpha[:, :M]
+    ll = _log_likelihood(alpha, packed, c)
+    return _Lattice(packed, alpha, beta, emit[:, :M], ll)
 
 
 class CTCLattice(NamedTuple):
@@ -471,21 +555,49 @@ def ctc_forward_backward(
     c = _check_inputs(log_probs, targets, input_lengths, target_lengths, blank)
     with torch.no_grad():
         lat = _lattice(c, backward=True)
-    return CTCLattice(
-        lat.log_alpha[:, :, 2:], lat.log_beta, lat.ext.labels, lat.log_likelihood
-    )
+        labels = _extended_labels(c)
+        return CTCLattice(
+            _unpack(lat.log_alpha, lat.packed, labels.shape[1]),
+            _unpack(lat.log_beta, lat.packed, labels.shape[1]),
+            labels,
+            lat.log_likelihood,
+        )
+
+
+def _unpack(x: Tensor, packed: _Packed, S: int) -> Tensor:
+    """``(T, M)`` packed columns as ``(T, N, S)``, ``-inf`` past each row's end."""
+    T = x.shape[0]
+    N = len(packed.front)
+    keep = packed.position >= 0
+    out = x.new_full((T, N * S), _NEG_INF)
+    where = packed.sample[keep] * S + packed.position[keep]
+    return out.index_copy_(1, where, x[:, keep]).view(T, N, S)
 
 
 # === the loss =====================================================================
+
+
+def _occupancy(lat: _Lattice, infeasible: Tensor, dtype: torch.dtype) -> Tensor:
+    r"""``(T, M)`` :math:`\gamma_t(s) = \alpha_t(s)\beta_t(s) / (p_t(y'_s) p(y|x))`.
+
+    In ``dtype``; 0 for a sample with no alignment. Consumes ``lat.log_beta``.
+    """
+    log_p = torch.where(infeasible, 0.0, lat.log_likelihood)  # alpha beta = 0 there
+    denominator = lat.log_emit + log_p[lat.packed.sample]  # float64
+    log_gamma = lat.log_beta.add_(lat.log_alpha).sub_(denominator)
+    # the exponential in the output's dtype: log gamma, accurate in float64, is
+    # rounded once
+    gamma = log_gamma.to(dtype).exp_()
+    return gamma.nan_to_num_(nan=0.0)  # -inf - (-inf) where p_t(y'_s) = 0
 
 
 class _CTCNegLogLikelihood(torch.autograd.Function):
     """Per-sample :math:`-\\log p(y \\mid x)`; its gradient is minus the occupancy.
 
     When ``log_probs`` needs a gradient, the forward pass runs α and β in one loop
-    over time (β is α of the reversed problem, batched with it) and keeps both,
-    :math:`O(T N S)`; the backward pass forms the occupancy and scatters it into the
-    classes.
+    over time (β is α of the reversed problem, packed beside it), forms the
+    occupancy and keeps only it, :math:`T \\sum_n (2 L_n + 3)` numbers; the backward
+    pass scales it by the incoming gradient and scatters it into the classes.
     """
 
     @staticmethod
@@ -495,32 +607,31 @@ class _CTCNegLogLikelihood(torch.autograd.Function):
         infeasible = torch.isinf(nll)
         if zero_infinity:
             nll = nll.masked_fill(infeasible, 0.0)
-        ctx.lattice, ctx.zero_infinity = lat, zero_infinity
+        if lat.log_beta is not None:
+            ctx.occupancy = _occupancy(lat, infeasible, log_probs.dtype)
+            ctx.packed = lat.packed
+        ctx.zero_infinity, ctx.infeasible = zero_infinity, infeasible
         ctx.shape, ctx.dtype = log_probs.shape, log_probs.dtype
-        ctx.input_lengths, ctx.infeasible = c.input_lengths, infeasible
+        ctx.input_lengths = c.input_lengths
         return nll.to(log_probs.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        lat, infeasible = ctx.lattice, ctx.infeasible
+        infeasible, packed = ctx.infeasible, ctx.packed
         T, N, C = ctx.shape
-        lp = lat.ext.log_probs
-        # gamma_t(s) = alpha_t(s) beta_t(s) / (p_t(y'_s) p(y|x)), in one buffer
-        log_p = torch.where(infeasible, 0.0, lat.log_likelihood)  # then gamma = 0
-        occupancy = torch.add(lat.log_alpha[:, :, 2:], lat.log_beta)
-        occupancy.sub_(lp).sub_(log_p[:, None]).exp_()
-        occupancy.masked_fill_(lp == _NEG_INF, 0.0)  # -inf - (-inf): p_t(y'_s) = 0
-        scale = torch.where(infeasible, 0.0, -grad.to(WORK_DTYPE))
-        occupancy.mul_(scale[:, None])
+        device = grad.device
+        scale = torch.where(infeasible, 0.0, -grad)
         # d nll / d log p_t(k) = -(the sum of gamma_t(s) over the s with y'_s = k)
-        out = torch.zeros((T, N, C), dtype=ctx.dtype, device=lp.device)
-        labels = lat.ext.labels.expand(T, N, -1)
-        out.scatter_add_(2, labels, occupancy.to(ctx.dtype))
+        out = torch.zeros((T, N, C), dtype=ctx.dtype, device=device)
+        index = (packed.sample * C + packed.labels).expand(T, -1)
+        out.view(T, N * C).scatter_add_(
+            1, index, ctx.occupancy * scale[packed.sample]
+        )
         if not ctx.zero_infinity and infeasible.any():
             # as in PyTorch: an infinite loss has a NaN gradient on its frames
-            lengths = ctx.input_lengths.to(lp.device)
-            frames = torch.arange(T, device=lp.device)[:, None] < lengths
+            lengths = ctx.input_lengths.to(device)
+            frames = torch.arange(T, device=device)[:, None] < lengths
             out.masked_fill_((frames & infeasible)[:, :, None], math.nan)
         return out, None, None
 

@@ -237,6 +237,64 @@ def test_occupancy_sums_to_one_per_frame():
     assert (sums[~frames] == 0).all()
 
 
+def test_lattice_is_minus_inf_past_each_sample():
+    # positions s > 2 L_n never exist, and beta_t = 0 on the padding frames t >= T_n
+    logits, targets, il, tl = random_batch(8)
+    lat = ctc_forward_backward(logits.log_softmax(2), targets, il, tl)
+    for n in range(len(il)):
+        assert (lat.log_alpha[:, n, 2 * tl[n] + 1 :] == -math.inf).all()
+        assert (lat.log_beta[:, n, 2 * tl[n] + 1 :] == -math.inf).all()
+        assert (lat.log_beta[il[n] :, n] == -math.inf).all()
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        ([7, 5, 0, 7], [3, 2, 1, 0]),  # no frame; the last sample without labels
+        ([2, 7, 7, 4], [0, 3, 3, 1]),  # the first sample without labels
+        ([1, 1, 7, 7], [1, 0, 2, 3]),  # one frame
+    ],
+)
+def test_packed_rows_of_every_length(lengths):
+    # the rows are packed back to back, each 2 L_n + 3 columns, and the reversed
+    # rows wait until frame T - T_n: every edge of that layout, against torch
+    g = torch.Generator().manual_seed(9)
+    logits = torch.randn(7, 4, 4, generator=g, dtype=F64) * 2
+    targets = torch.tensor([[1, 1, 2], [3, 3, 3], [2, 1, 2], [1, 2, 1]])
+    il, tl = (torch.tensor(x) for x in lengths)
+    for reduction in ("none", "sum"):
+        (l_t, g_t), (l_o, g_o) = both(
+            (logits, targets, il, tl), reduction, zero_infinity=True
+        )
+        assert torch.allclose(l_o, l_t, rtol=1e-10, atol=1e-10)
+        assert torch.allclose(g_o, g_t, atol=1e-10)
+
+
+def test_extreme_log_probs_stay_exact():
+    # log-probabilities down to -2500 (e^-2500 underflows even float64 to 0):
+    # the recursions never leave log space, so they agree with torch's float64 CTC
+    g = torch.Generator().manual_seed(10)
+    logits = torch.randn(30, 3, 6, generator=g, dtype=F64) * 600
+    targets = torch.tensor([[1, 2, 2, 3], [4, 4, 1, 5], [5, 1, 2, 3]])
+    il, tl = torch.tensor([30, 25, 18]), torch.tensor([4, 3, 4])
+    assert logits.log_softmax(2).min() < -2000
+    (l_t, g_t), (l_o, g_o) = both((logits, targets, il, tl), "none", False)
+    assert torch.isfinite(l_t).all() and l_t.max() > 745  # p(y|x) < 1e-323
+    assert torch.allclose(l_o, l_t, rtol=1e-12)
+    assert torch.allclose(g_o, g_t, atol=1e-10)
+
+
+def test_backward_twice_gives_twice_the_gradient():
+    # the backward pass reads what the forward pass kept and changes none of it
+    logits, targets, il, tl = random_batch(11, infeasible=False)
+    x = logits.clone().requires_grad_()
+    loss = ctc_loss(x.log_softmax(2), targets, il, tl, zero_infinity=True)
+    loss.backward(retain_graph=True)
+    once = x.grad.clone()
+    loss.backward()
+    assert torch.allclose(x.grad, 2 * once, rtol=1e-15, atol=0)
+
+
 # --- the gradient -----------------------------------------------------------------
 
 
