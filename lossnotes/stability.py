@@ -66,6 +66,8 @@ FIXUP_BELOW = 0.01
 #: average out, so rows with :math:`s <` :data:`FIXUP_BELOW_FEW_CLASSES` are summed
 #: again from float64 logits too.
 FEW_CLASSES = 100
+#: The :math:`s` below which rows of fewer than
+#: :data:`FEW_CLASSES` classes are summed again from float64 logits.
 FIXUP_BELOW_FEW_CLASSES = 1.0
 
 

@@ -44,6 +44,8 @@ FIXUP_BELOW = 0.01
 #: not average out (up to 6 ulp at 2 classes, measured), so rows whose loss is
 #: below :data:`FIXUP_BELOW_FEW_CLASSES` are recomputed from float64 logits too.
 FEW_CLASSES = 100
+#: The loss below which rows of fewer than :data:`FEW_CLASSES`
+#: classes are recomputed from float64 logits.
 FIXUP_BELOW_FEW_CLASSES = 0.3
 #: Rows whose cross-entropy is below this have their row sums accumulated again in
 #: float64: a float32 sum is off by a few :math:`2^{-24}` relative, which is at most
